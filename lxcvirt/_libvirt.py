@@ -1,0 +1,142 @@
+"""The one place where libvirt-python is opened and its errors are converted.
+
+``libvirt.libvirtError`` never leaves lxcvirt: :func:`convert` maps it by
+``get_error_code()`` (and the RPC error domain, for a daemon that went away) onto the
+tree in :mod:`lxcvirt.errors`, and every call site raises the result ``from`` the original.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import libvirt
+
+from .errors import (
+    AlreadyExists,
+    DaemonUnreachable,
+    InvalidState,
+    LibvirtError,
+    NotFound,
+    Refused,
+)
+
+DEFAULT_URI = "lxc:///"
+
+T = TypeVar("T")
+
+# libvirt error codes (virterror.h) grouped by what they mean to a user.
+_NOT_FOUND = {
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_NETWORK,
+    getattr(libvirt, "VIR_ERR_NO_DOMAIN_METADATA", 80),
+}
+_EXISTS = {libvirt.VIR_ERR_DOM_EXIST, getattr(libvirt, "VIR_ERR_NETWORK_EXIST", 89)}
+_STATE = {libvirt.VIR_ERR_OPERATION_INVALID}
+_REFUSED = {
+    libvirt.VIR_ERR_XML_ERROR,
+    libvirt.VIR_ERR_XML_DETAIL,
+    libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
+    libvirt.VIR_ERR_INVALID_ARG,
+    libvirt.VIR_ERR_NO_SUPPORT,
+    libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    libvirt.VIR_ERR_OPERATION_DENIED,
+    libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+}
+_UNREACHABLE_CODES = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN}
+_UNREACHABLE_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+
+
+def default_uri() -> str:
+    return os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def convert(exc: libvirt.libvirtError, doing: str = "") -> LibvirtError:
+    """Map a libvirt error onto lxcvirt's tree.  ``doing`` prefixes the message."""
+    code = exc.get_error_code()
+    domain = exc.get_error_domain()
+    msg = (exc.get_error_message() or str(exc)).strip()
+    text = f"{doing}: {msg}" if doing else msg
+    cls: type[LibvirtError]
+    if code in _NOT_FOUND:
+        cls = NotFound
+    elif code in _EXISTS:
+        cls = AlreadyExists
+    elif code in _STATE:
+        cls = InvalidState
+    elif code in _UNREACHABLE_CODES or domain in _UNREACHABLE_DOMAINS:
+        cls = DaemonUnreachable
+    elif code in _REFUSED:
+        cls = Refused
+    elif code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists with uuid" in msg:
+        # virDomainObjListAdd reports a name/uuid clash as a plain operation failure.
+        cls = AlreadyExists
+    else:
+        cls = LibvirtError
+    return cls(text, code=code)
+
+
+@contextmanager
+def converted(doing: str) -> Iterator[None]:
+    """``with converted("starting web"):`` turns libvirt errors into ours."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise convert(exc, doing) from exc
+
+
+def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
+    with converted(doing):
+        return fn(*args)
+
+
+# libvirt reports errors on stderr through its default handler as well as raising them;
+# a CLI that prints one clean line must silence the former.
+def _quiet(_ctx: object, _err: object) -> None:
+    return None
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
+_loop_lock = threading.Lock()
+_loop_started = False
+
+
+def ensure_event_loop() -> None:
+    """Start libvirt's default event loop in a daemon thread, once per process.
+
+    Lifecycle events and console streams need it, and it must be registered before the
+    connection is opened (libvirt binds a connection to the loop at open time).
+    """
+    global _loop_started
+    with _loop_lock:
+        if _loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _loop_started = True
+
+
+def open_connection(uri: str | None = None) -> Any:
+    """Open a read-write connection to ``uri`` (default: $LIBVIRT_DEFAULT_URI, lxc:///)."""
+    ensure_event_loop()
+    uri = uri or default_uri()
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        msg = (exc.get_error_message() or str(exc)).strip()
+        raise DaemonUnreachable(
+            f"cannot connect to {uri}: {msg} (is libvirtd running? scripts/host-setup starts it)",
+            code=exc.get_error_code(),
+        ) from exc
+    if conn is None:  # older bindings return None instead of raising
+        raise DaemonUnreachable(f"cannot connect to {uri}")
+    return conn

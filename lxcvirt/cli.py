@@ -1,0 +1,387 @@
+"""The ``lxcvirt`` command: each command parses, calls one library function, prints.
+
+Imports of the library (and so of libvirt, lxml, jinja2) happen inside the commands, so
+``lxcvirt --help`` and quick commands start fast.
+
+Exit codes: 0 ok, 1 error (including bad usage), 2 partial (a command acting on several
+containers did some of it).  Errors are one line on stderr (``lxcvirt: error: ...``); with
+``--json`` the error is also printed on stdout as ``{"error": kind, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import EXIT_ERROR, LxcvirtError
+
+if TYPE_CHECKING:
+    from .host import Host
+
+
+class State:
+    """Global options, passed to commands through click's context object."""
+
+    def __init__(self, uri: str | None) -> None:
+        self.uri = uri
+        self.json = False
+        self._host: Host | None = None
+
+    def host(self, **kwargs: Any) -> Host:
+        from .host import Host
+
+        if self._host is None:
+            self._host = Host(self.uri, **kwargs)
+        return self._host
+
+
+def _emit(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _note(message: str) -> None:
+    click.echo(f"lxcvirt: {message}", err=True)
+
+
+pass_state = click.make_pass_decorator(State)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _want_json(state: State, as_json: bool) -> bool:
+    state.json = state.json or as_json
+    return state.json
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--connect",
+    "uri",
+    metavar="URI",
+    default=None,
+    help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, then lxc:///).",
+)
+@click.version_option(package_name="lxcvirt", message="lxcvirt %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, uri: str | None) -> None:
+    """Linux containers through libvirt's LXC driver."""
+    ctx.obj = State(uri)
+
+
+# --- specs and validation -------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--emulator", metavar="PATH", help="Use this <emulator> instead of the host's.")
+@click.option("--offline", is_flag=True, help="Do not ask the daemon for its emulator.")
+@pass_state
+def render(state: State, spec: str, emulator: str | None, offline: bool) -> None:
+    """Print the domain XML for SPEC (a TOML file), like virt-install --print-xml."""
+    from dataclasses import replace
+
+    from .errors import DaemonUnreachable
+    from .load import load_spec
+    from .render import offline_emulator
+    from .render import render as render_xml
+
+    container = load_spec(spec)
+    if emulator:
+        container = replace(container, emulator=emulator)
+    used = None
+    if not offline and container.emulator is None:
+        try:
+            used = state.host().emulator()
+        except DaemonUnreachable as exc:
+            _note(f"{exc}; rendering offline")
+    if used is None and container.emulator is None:
+        choice = offline_emulator(container)
+        used = choice.path
+        _note(f"emulator {choice.path or '(none)'}: {choice.how}")
+    xml = render_xml(container, emulator=used)
+    from .validate import check_domain_xml
+
+    check_domain_xml(xml, spec)
+    click.echo(xml, nl=False)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@json_option
+@pass_state
+def validate(state: State, files: Sequence[str], as_json: bool) -> int:
+    """Check specs (.toml) and domain XML files; exit 1 when any is invalid."""
+    from .validate import check_files
+
+    results = check_files(files)
+    if _want_json(state, as_json):
+        _emit(
+            [
+                {"file": f, "valid": err is None}
+                | ({} if err is None else _error_dict(err))
+                for f, err in results
+            ]
+        )
+    else:
+        for f, err in results:
+            if err is None:
+                click.echo(f"{f}: valid")
+            else:
+                for line in str(err).splitlines():
+                    click.echo(line if line.startswith(f) else f"{f}: {line}", err=True)
+    return 0 if all(err is None for _, err in results) else EXIT_ERROR
+
+
+def _error_dict(err: Exception) -> dict[str, object]:
+    if isinstance(err, LxcvirtError):
+        return err.to_dict()
+    return {"error": "error", "message": str(err)}
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+host_emulator_option = click.option(
+    "--host-emulator", is_flag=True, help="Rewrite <emulator> to the host's LXC emulator."
+)
+
+
+def _print_define(result: Any, show_diff: bool) -> None:
+    click.echo(f"{result.name}: {result.action}")
+    if result.restart_needed:
+        click.echo(f"{result.name}: running; the new definition applies at the next start")
+    if show_diff and result.diff:
+        click.echo(result.diff, nl=False)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, exists=True))
+@host_emulator_option
+@click.option("--diff", "show_diff", is_flag=True, help="Show what a redefinition changes.")
+@json_option
+@pass_state
+def define(state: State, source: str, host_emulator: bool, show_diff: bool, as_json: bool) -> None:
+    """Define (or redefine) a container from a spec or domain XML file."""
+    result = state.host().define(source, host_emulator=host_emulator)
+    if _want_json(state, as_json):
+        _emit(result.to_dict())
+    else:
+        _print_define(result, show_diff)
+
+
+start_options = [
+    click.option("--no-check", is_flag=True, help="Skip the host's required checks."),
+    click.option(
+        "--settle",
+        type=click.FloatRange(min=0),
+        default=0.5,
+        show_default=True,
+        help="Seconds to watch for an init that exits at once.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for RUNNING.",
+    ),
+]
+
+
+def _with(options: list[Any]) -> Any:
+    def deco(fn: Any) -> Any:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+@cli.command()
+@click.argument("name")
+@_with(start_options)
+@json_option
+@pass_state
+def start(
+    state: State, name: str, no_check: bool, settle: float, timeout: float, as_json: bool
+) -> None:
+    """Start a defined container and wait until it runs."""
+    status = state.host().start(name, check=not no_check, settle=settle, timeout=timeout)
+    if _want_json(state, as_json):
+        _emit(status.to_dict())
+    else:
+        click.echo(f"{name}: running (id {status.id})")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, exists=True))
+@host_emulator_option
+@_with(start_options)
+@json_option
+@pass_state
+def create(
+    state: State,
+    source: str,
+    host_emulator: bool,
+    no_check: bool,
+    settle: float,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Define a container from a spec or XML file and start it."""
+    result, status = state.host().create(
+        source, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout
+    )
+    if _want_json(state, as_json):
+        _emit({"define": result.to_dict(), "status": status.to_dict()})
+    else:
+        _print_define(result, False)
+        click.echo(f"{status.name}: running (id {status.id})")
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a graceful shutdown before destroying.",
+)
+@json_option
+@pass_state
+def stop(state: State, name: str, timeout: float, as_json: bool) -> None:
+    """Shut a container down gracefully; destroy it after --timeout."""
+    result = state.host().stop(name, timeout=timeout)
+    if _want_json(state, as_json):
+        _emit(result.to_dict())
+    else:
+        click.echo(f"{name}: {result.how}")
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@pass_state
+def destroy(state: State, name: str, as_json: bool) -> None:
+    """Stop a container at once."""
+    result = state.host().destroy(name)
+    if _want_json(state, as_json):
+        _emit(result.to_dict())
+    else:
+        click.echo(f"{name}: destroyed")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Stop a running container first.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
+@json_option
+@pass_state
+def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool) -> None:
+    """Remove a container's definition."""
+    state.host().undefine(name, force=force, timeout=timeout)
+    if _want_json(state, as_json):
+        _emit({"name": name, "undefined": True})
+    else:
+        click.echo(f"{name}: undefined")
+
+
+@cli.command(name="list")
+@click.option("--all", "all_", is_flag=True, help="Include containers that are not running.")
+@json_option
+@pass_state
+def list_(state: State, all_: bool, as_json: bool) -> None:
+    """List containers (running ones; --all for every defined one)."""
+    statuses = state.host().list(all=all_)
+    if _want_json(state, as_json):
+        _emit([s.to_dict() for s in statuses])
+        return
+    rows = [("NAME", "STATE", "ID", "MEMORY", "AUTOSTART")]
+    for s in statuses:
+        auto = "-"
+        if s.autostart is not None and s.autostart.auto:
+            auto = f"yes (priority {s.autostart.priority})"
+        rows.append(
+            (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB", auto)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@pass_state
+def status(state: State, name: str, as_json: bool) -> None:
+    """Show one container's state, reason, id, memory and autostart settings."""
+    s = state.host().status(name)
+    if _want_json(state, as_json):
+        _emit(s.to_dict())
+        return
+    click.echo(f"name:       {s.name}")
+    click.echo(f"uuid:       {s.uuid}")
+    click.echo(f"state:      {s.state} ({s.reason})")
+    click.echo(f"id:         {'-' if s.id is None else s.id}")
+    click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
+    click.echo(f"vcpus:      {s.vcpus}")
+    click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
+    a = s.autostart
+    if a is None:
+        click.echo("autostart:  - (not managed by lxcvirt)")
+    else:
+        click.echo(
+            f"autostart:  {'yes' if a.auto else 'no'}, priority {a.priority}, time {a.time} s, "
+            f"groups {','.join(a.groups) or '-'}, after {','.join(a.after) or '-'}"
+        )
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--inactive", is_flag=True, help="The persistent definition, not the live one.")
+@pass_state
+def dumpxml(state: State, name: str, inactive: bool) -> None:
+    """Print a container's domain XML."""
+    click.echo(state.host().dumpxml(name, inactive=inactive), nl=False)
+
+
+# --- entry point ----------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; never lets a traceback reach the user for an expected error."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in args
+    try:
+        rv = cli.main(args=args, prog_name="lxcvirt", standalone_mode=False)
+    except LxcvirtError as exc:
+        if want_json:
+            _emit(exc.to_dict())
+        lines = str(exc).splitlines() or [exc.kind]
+        click.echo(f"lxcvirt: error: {lines[0]}", err=True)
+        for line in lines[1:]:
+            click.echo(line, err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        # Usage errors exit 1 like every other error: 2 means "partial" here.
+        exc.show()
+        return EXIT_ERROR
+    except click.exceptions.Abort:
+        click.echo("lxcvirt: aborted", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("lxcvirt: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    return rv if isinstance(rv, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,578 @@
+"""The controller: a :class:`Host` bound to one libvirt URI defines, starts, stops and
+undefines containers, and says what state they are in.
+
+Everything goes through libvirt-python; waits use libvirt's lifecycle events (the default
+event loop runs in a thread, see :mod:`lxcvirt._libvirt`), never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import libvirt
+
+from . import _libvirt
+from .errors import InvalidState, LxcvirtError, NotFound, Refused, StartFailed
+from .metadata import is_managed, read_autostart
+from .spec import Autostart, Container
+from .validate import Checked, check_domain_xml, is_spec_path, parse_xml
+
+LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
+LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+
+# The reason words virsh prints (virsh-domain-monitor.c), per state.
+_REASONS: dict[int, tuple[str, ...]] = {
+    libvirt.VIR_DOMAIN_RUNNING: (
+        "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
+        "migration canceled", "save canceled", "event wakeup", "crashed", "post-copy",
+        "post-copy failed",
+    ),
+    libvirt.VIR_DOMAIN_SHUTOFF: (
+        "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+        "from snapshot", "daemon",
+    ),
+    libvirt.VIR_DOMAIN_SHUTDOWN: ("unknown", "user"),
+    libvirt.VIR_DOMAIN_PAUSED: (
+        "unknown", "user", "migrating", "saving", "dumping", "I/O error", "watchdog",
+        "from snapshot", "shutting down", "creating snapshot", "crashed", "starting up",
+        "post-copy", "post-copy failed",
+    ),
+    libvirt.VIR_DOMAIN_CRASHED: ("unknown", "panicked"),
+}
+
+
+def state_name(state: int) -> str:
+    return STATE_NAMES.get(state, f"state {state}")
+
+
+def reason_name(state: int, reason: int) -> str:
+    names = _REASONS.get(state, ("unknown",))
+    return names[reason] if 0 <= reason < len(names) else "unknown"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``status`` and ``list`` report for one container."""
+
+    name: str
+    uuid: str
+    state: str
+    reason: str
+    id: int | None
+    memory_kib: int
+    max_memory_kib: int
+    vcpus: int
+    persistent: bool
+    managed: bool
+    autostart: Autostart | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def to_dict(self) -> dict[str, object]:
+        a = self.autostart
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "state": self.state,
+            "reason": self.reason,
+            "id": self.id,
+            "memory_kib": self.memory_kib,
+            "max_memory_kib": self.max_memory_kib,
+            "vcpus": self.vcpus,
+            "persistent": self.persistent,
+            "managed": self.managed,
+            "autostart": None
+            if a is None
+            else {
+                "auto": a.auto,
+                "priority": a.priority,
+                "time": a.time,
+                "groups": list(a.groups),
+                "after": list(a.after),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class DefineResult:
+    name: str
+    action: str  # "created" | "redefined" | "unchanged"
+    diff: str = ""
+    restart_needed: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "diff": self.diff,
+            "restart_needed": self.restart_needed,
+        }
+
+
+@dataclass(frozen=True)
+class StopResult:
+    name: str
+    how: str  # "already stopped" | "shut down" | "destroyed" | "destroyed after timeout"
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Lifecycle:
+    """Collects lifecycle events of one domain while it is registered."""
+
+    uuid: str
+    events: list[int] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def callback(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+        if dom.UUIDString() != self.uuid:
+            return
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def wait_for(self, wanted: set[int], timeout: float, also: Callable[[], bool]) -> bool:
+        """Wait until one of ``wanted`` arrives or ``also()`` is true, up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if any(e in wanted for e in self.events) or also():
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # Re-check ``also`` now and then: an event may have been missed if it
+                # fired before registration.
+                self.cond.wait(min(left, 1.0))
+
+
+PreflightHook = Callable[["Host"], None]
+
+
+def _no_preflight(_host: Host) -> None:
+    return None
+
+
+class Host:
+    """Containers on one libvirt URI.
+
+    ``preflight`` runs before the first start in this object's life (host checks hook in
+    there); pass ``check=False`` to :meth:`start` to skip it.
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        conn: Any = None,
+        preflight: PreflightHook | None = None,
+    ) -> None:
+        self.uri = uri or _libvirt.default_uri()
+        self._conn = conn
+        self._preflight = preflight if preflight is not None else default_preflight()
+        self._preflight_done = False
+        self._lock = threading.Lock()
+        self._emulator: str | None = None
+
+    # --- connection -----------------------------------------------------------------
+
+    @property
+    def conn(self) -> Any:
+        with self._lock:
+            if self._conn is None:
+                self._conn = _libvirt.open_connection(self.uri)
+            return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_local(self) -> bool:
+        """True when the daemon runs on this machine (its log files are readable here)."""
+        return (urlparse(self.uri).hostname or "") in LOCAL_HOSTS
+
+    def emulator(self) -> str:
+        """The LXC emulator the host's capabilities name."""
+        if self._emulator is None:
+            caps = _libvirt.call("reading host capabilities", self.conn.getCapabilities)
+            root = parse_xml(caps, "capabilities")
+            for guest in root.findall("guest"):
+                if (guest.findtext("os_type") or "").strip() == "exe":
+                    path = guest.findtext("arch/emulator")
+                    if path:
+                        self._emulator = path.strip()
+                        break
+            else:
+                raise Refused(f"{self.uri} offers no LXC guest (no os_type exe in capabilities)")
+        assert self._emulator is not None
+        return self._emulator
+
+    # --- lookups --------------------------------------------------------------------
+
+    def domain(self, name: str) -> Any:
+        """The libvirt domain called ``name`` (or with that UUID)."""
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise _libvirt.convert(exc, f"looking up {name}") from exc
+        if re.fullmatch(r"[0-9a-fA-F-]{32,36}", name):
+            try:
+                return self.conn.lookupByUUIDString(name)
+            except libvirt.libvirtError:
+                pass
+        raise NotFound(f"no container named {name!r} on {self.uri}")
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.domain(name)
+        except NotFound:
+            return False
+        return True
+
+    def _status_of(self, dom: Any) -> Status:
+        with _libvirt.converted(f"reading the state of {dom.name()}"):
+            state, reason = dom.state()
+            info = dom.info()
+            xml = dom.XMLDesc(0)
+            persistent = bool(dom.isPersistent())
+            active = bool(dom.isActive())
+            dom_id = dom.ID() if active else None
+        root = parse_xml(xml, dom.name())
+        return Status(
+            name=dom.name(),
+            uuid=dom.UUIDString(),
+            state=state_name(state),
+            reason=reason_name(state, reason),
+            id=dom_id if dom_id is not None and dom_id >= 0 else None,
+            memory_kib=int(info[2]),
+            max_memory_kib=int(info[1]),
+            vcpus=int(info[3]),
+            persistent=persistent,
+            managed=is_managed(root),
+            autostart=read_autostart(root),
+        )
+
+    def status(self, name: str) -> Status:
+        return self._status_of(self.domain(name))
+
+    def list(self, *, all: bool = True) -> list[Status]:
+        flags = 0 if all else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+        doms = _libvirt.call("listing containers", self.conn.listAllDomains, flags)
+        out = []
+        for dom in doms:
+            try:
+                out.append(self._status_of(dom))
+            except NotFound:
+                continue  # undefined while we looked
+        return sorted(out, key=lambda s: s.name)
+
+    def dumpxml(self, name: str, *, inactive: bool = False) -> str:
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        return str(_libvirt.call(f"reading the XML of {name}", self.domain(name).XMLDesc, flags))
+
+    # --- define ---------------------------------------------------------------------
+
+    def prepare(self, source: Container | str | Path, *, host_emulator: bool = False) -> Checked:
+        """Turn a spec, a spec/XML file or XML text into validated domain XML for this host.
+
+        Nothing is sent to libvirt; an emulator the host does not have is refused here
+        (or rewritten to the host's with ``host_emulator``).
+        """
+        if isinstance(source, Path) or (
+            isinstance(source, str) and not source.lstrip().startswith("<")
+        ):
+            path = Path(source)
+            if is_spec_path(path):
+                from .load import load_spec
+
+                return self.prepare(load_spec(path), host_emulator=host_emulator)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise Refused(f"{path}: cannot read: {exc.strerror}") from exc
+            return self._prepare_xml(data, str(path), host_emulator)
+        if isinstance(source, Container):
+            from .render import render
+
+            spec = source
+            if spec.uuid is None:
+                # A container defined before (by hand, or by another spec) keeps its UUID:
+                # libvirt refuses a redefinition under the same name with another one.
+                try:
+                    spec = replace(spec, uuid=self.domain(spec.name).UUIDString())
+                except NotFound:
+                    pass
+            return self._prepare_xml(
+                render(spec, emulator=self.emulator()), f"spec {spec.name}", host_emulator
+            )
+        return self._prepare_xml(source, "<xml>", host_emulator)
+
+    def _prepare_xml(self, data: str | bytes, source: str, host_emulator: bool) -> Checked:
+        checked = check_domain_xml(data, source)
+        emu = checked.root.find("devices/emulator")
+        if emu is not None and (emu.text or "").strip() != self.emulator():
+            given = (emu.text or "").strip()
+            if not host_emulator:
+                raise Refused(
+                    f"{source}: emulator {given} is not this host's; the LXC emulator on "
+                    f"{self.uri} is {self.emulator()} (fix <emulator>, or pass --host-emulator "
+                    "to rewrite it)"
+                )
+            from lxml import etree
+
+            emu.text = self.emulator()
+            xml = etree.tostring(checked.root, encoding="unicode")
+            checked = check_domain_xml(xml, source)
+        return checked
+
+    def define(
+        self, source: Container | str | Path, *, host_emulator: bool = False
+    ) -> DefineResult:
+        """Define (or redefine) a container; validate first, report what changed.
+
+        A definition libvirt refuses leaves the previous one as it was: libvirt replaces
+        the stored config only once the new one is accepted.
+        """
+        checked = self.prepare(source, host_emulator=host_emulator)
+        name = checked.name
+        before: str | None = None
+        active = False
+        try:
+            dom = self.domain(name)
+            before = self.dumpxml(name, inactive=True)
+            active = bool(dom.isActive())
+        except NotFound:
+            pass
+        dom = _libvirt.call(f"defining {name}", self.conn.defineXML, checked.xml)
+        after = str(_libvirt.call(f"reading back {name}", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if before is None:
+            return DefineResult(name, "created")
+        if before == after:
+            return DefineResult(name, "unchanged")
+        diff = "".join(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                f"{name} (defined)",
+                f"{name} (new)",
+            )
+        )
+        return DefineResult(name, "redefined", diff, restart_needed=active)
+
+    # --- start / stop ---------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Run the host's required checks, once per Host."""
+        if not self._preflight_done:
+            self._preflight(self)
+            self._preflight_done = True
+
+    def _watch(self, dom: Any) -> tuple[_Lifecycle, int | None]:
+        watch = _Lifecycle(dom.UUIDString())
+        try:
+            cb_id = self.conn.domainEventRegisterAny(
+                dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, watch.callback, None
+            )
+        except libvirt.libvirtError:
+            cb_id = None  # no event support on this connection: the state checks still run
+        return watch, cb_id
+
+    def _unwatch(self, cb_id: int | None) -> None:
+        if cb_id is not None:
+            try:
+                self.conn.domainEventDeregisterAny(cb_id)
+            except libvirt.libvirtError:
+                pass
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The end of the container's libvirt log from its last start (local daemons)."""
+        if not self.is_local:
+            return ""
+        try:
+            text = (LXC_LOG_DIR / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        # Each start appends; keep only what the last one wrote.
+        last = text.rfind(": starting up")
+        if last >= 0:
+            text = text[text.rfind("\n", 0, last) + 1 :]
+        tail = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+        return "\n".join(tail)
+
+    def _start_hints(self, dom: Any) -> str:
+        if not self.is_local:
+            return ""
+        try:
+            root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), dom.name())
+        except (libvirt.libvirtError, LxcvirtError):
+            return ""
+        for fs in root.findall("devices/filesystem"):
+            src = fs.find("source")
+            tgt = fs.find("target")
+            if src is None or tgt is None or (fs.get("type") or "mount") != "mount":
+                continue
+            sdir = src.get("dir")
+            if sdir and not Path(sdir).exists():
+                role = "root filesystem" if tgt.get("dir") == "/" else f"mount for {tgt.get('dir')}"
+                return f" (the {role} source {sdir} does not exist on the host)"
+        return ""
+
+    def start(self, name: str, *, check: bool = True, settle: float = 0.0,
+              timeout: float = 30.0) -> Status:
+        """Start a defined container and wait until it is RUNNING.
+
+        ``settle`` seconds more are watched for an init that exits at once (libvirt's
+        create() returns as soon as init is exec'd).  A container that dies during start
+        raises :class:`StartFailed` with the tail of its log; it is left shut off.
+        """
+        if check:
+            self.preflight()
+        dom = self.domain(name)
+        if dom.isActive():
+            raise InvalidState(f"{name} is already running")
+        watch, cb_id = self._watch(dom)
+        try:
+            try:
+                dom.create()
+            except libvirt.libvirtError as exc:
+                err = _libvirt.convert(exc, f"starting {name}")
+                if isinstance(err, (NotFound, InvalidState)) or err.kind == "unreachable":
+                    raise err from exc
+                msg = re.sub(r"^internal error: (Timed out while reading log output: )?", "",
+                             exc.get_error_message() or str(exc))
+                raise StartFailed(
+                    f"{name} failed to start: {msg.strip()}{self._start_hints(dom)}",
+                    log_tail=self.log_tail(name),
+                    code=exc.get_error_code(),
+                ) from exc
+
+            def running() -> bool:
+                return bool(dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING)
+
+            def stopped() -> bool:
+                return not dom.isActive()
+
+            stopped_events = {libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED}
+            if not stopped():
+                watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
+            if settle > 0 and not stopped():
+                watch.wait_for(stopped_events, settle, stopped)
+            if stopped():
+                raise StartFailed(
+                    f"{name} stopped right after it started: its init exited "
+                    f"(state: {reason_name(*dom.state())})",
+                    log_tail=self.log_tail(name),
+                )
+            if not running():
+                raise StartFailed(f"{name} did not reach RUNNING within {timeout:g} s")
+        finally:
+            self._unwatch(cb_id)
+        return self._status_of(dom)
+
+    def create(
+        self, source: Container | str | Path, *, host_emulator: bool = False, **start: Any
+    ) -> tuple[DefineResult, Status]:
+        """Define, then start."""
+        result = self.define(source, host_emulator=host_emulator)
+        return result, self.start(result.name, **start)
+
+    def stop(self, name: str, *, timeout: float = 30.0) -> StopResult:
+        """Graceful shutdown; destroy when the container is still up after ``timeout``."""
+        began = time.monotonic()
+        dom = self.domain(name)
+        if not dom.isActive():
+            return StopResult(name, "already stopped")
+        watch, cb_id = self._watch(dom)
+        try:
+
+            def stopped() -> bool:
+                return not dom.isActive()
+
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError as exc:
+                if not stopped():
+                    err = _libvirt.convert(exc, f"shutting down {name}")
+                    if not isinstance(err, (InvalidState, Refused)):
+                        raise err from exc
+            else:
+                if watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, timeout, stopped):
+                    return StopResult(name, "shut down", time.monotonic() - began)
+            if stopped():
+                return StopResult(name, "shut down", time.monotonic() - began)
+            self._destroy(dom, name)
+            return StopResult(name, "destroyed after timeout", time.monotonic() - began)
+        finally:
+            self._unwatch(cb_id)
+
+    def _destroy(self, dom: Any, name: str) -> None:
+        try:
+            dom.destroy()
+        except libvirt.libvirtError as exc:
+            if dom.isActive():
+                raise _libvirt.convert(exc, f"destroying {name}") from exc
+
+    def destroy(self, name: str) -> StopResult:
+        """Stop at once (libvirt sends SIGTERM, then SIGKILL)."""
+        began = time.monotonic()
+        dom = self.domain(name)
+        if not dom.isActive():
+            raise InvalidState(f"{name} is not running")
+        self._destroy(dom, name)
+        return StopResult(name, "destroyed", time.monotonic() - began)
+
+    def undefine(self, name: str, *, force: bool = False, timeout: float = 30.0) -> None:
+        """Remove a container's definition; a running one only with ``force`` (stopped first)."""
+        dom = self.domain(name)
+        if dom.isActive():
+            if not force:
+                raise InvalidState(f"{name} is running; stop it first, or undefine with --force")
+            self.stop(name, timeout=timeout)
+        if dom.isPersistent():
+            _libvirt.call(f"undefining {name}", dom.undefine)
+
+
+def default_preflight() -> PreflightHook:
+    """The required host checks (filled in by lxcvirt.checks when it is available)."""
+    try:
+        from .checks import enforce
+    except ImportError:
+        return _no_preflight
+    return enforce

@@ -1,0 +1,131 @@
+"""Reading specs: TOML files into :class:`~lxcvirt.spec.Container`, with every unknown key,
+wrong type and bad value reported by its dotted name and the file it came from.
+
+The TOML layout mirrors the domain XML::
+
+    name = "web"
+    memory = "256MiB"
+    [init]
+    path = "/sbin/init"
+    [[filesystem]]      # repeated
+    [[interface]]       # repeated
+    [idmap]             # uid = [{start, target, count}], gid = [...]
+    [autostart]         # auto, priority, time, groups, after
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
+
+_TOP = {
+    "name", "uuid", "description", "memory", "vcpu", "emulator", "on_poweroff", "on_reboot",
+    "on_crash", "state", "init", "filesystem", "interface", "console", "idmap", "autostart",
+}
+_INIT = {"path", "args", "env", "workdir", "user", "group"}
+_FS = {"type", "source", "target", "readonly", "usage"}
+_IF = {"type", "source", "mac", "guest"}
+_CONSOLE = {"type"}
+_IDMAP = {"uid", "gid"}
+_RANGE = {"start", "target", "count"}
+_AUTO = {"auto", "priority", "time", "groups", "after"}
+
+
+def _table(key: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(key, f"expected a table, got {type(value).__name__}")
+    return value
+
+
+def _known(key: str, table: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        where = f"{key}." if key else ""
+        raise SpecError(
+            f"{where}{unknown[0]}",
+            f"unknown key (known here: {', '.join(sorted(allowed))})",
+        )
+    return dict(table)
+
+
+def _array_of_tables(key: str, value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise SpecError(key, f"expected an array of tables ([[{key}]]), got {type(value).__name__}")
+    return [_table(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> Container:
+    """Build a :class:`Container` from plain data (parsed TOML or JSON)."""
+    top = _known("", _table("", data), _TOP)
+    for required in ("name", "init"):
+        if required not in top:
+            raise SpecError(required, "missing (a spec needs at least name and [init] path)")
+    init = _known("init", _table("init", top.pop("init")), _INIT)
+    if "path" not in init:
+        raise SpecError("init.path", "missing: the program to run as the container's init")
+    top["init"] = Init(**init)
+    top["filesystems"] = tuple(
+        Filesystem(**_known(f"filesystem[{i}]", fs, _FS))
+        for i, fs in enumerate(_array_of_tables("filesystem", top.pop("filesystem", [])))
+    )
+    top["interfaces"] = tuple(
+        Interface(**_known(f"interface[{i}]", itf, _IF))
+        for i, itf in enumerate(_array_of_tables("interface", top.pop("interface", [])))
+    )
+    if "console" in top:
+        top["console"] = Console(**_known("console", _table("console", top["console"]), _CONSOLE))
+    if "idmap" in top:
+        idm = _known("idmap", _table("idmap", top["idmap"]), _IDMAP)
+        ranges: dict[str, tuple[IdRange, ...]] = {}
+        for kind in ("uid", "gid"):
+            if kind not in idm:
+                raise SpecError(f"idmap.{kind}", "missing: an idmap needs both uid and gid")
+            ranges[kind] = tuple(
+                _range(f"idmap.{kind}[{i}]", r)
+                for i, r in enumerate(_array_of_tables(f"idmap.{kind}", idm[kind]))
+            )
+        top["idmap"] = IdMap(uid=ranges["uid"], gid=ranges["gid"])
+    if "autostart" in top:
+        top["autostart"] = Autostart(
+            **_known("autostart", _table("autostart", top["autostart"]), _AUTO)
+        )
+    return Container(**top)
+
+
+def _range(key: str, table: Mapping[str, Any]) -> IdRange:
+    values = _known(key, table, _RANGE)
+    missing = sorted(_RANGE - set(values))
+    if missing:
+        raise SpecError(f"{key}.{missing[0]}", "missing")
+    return IdRange(**values)
+
+
+def load_spec_text(text: str, source: str = "<spec>") -> Container:
+    """Parse TOML text into a spec; errors name ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("", f"not valid TOML: {exc}", source=source) from exc
+    try:
+        return spec_from_dict(data)
+    except SpecError as exc:
+        raise exc.at(source) from exc
+    except TypeError as exc:  # a dataclass refused a missing argument
+        raise SpecError("", str(exc), source=source) from exc
+
+
+def load_spec(path: str | Path) -> Container:
+    """Read a spec from a TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError("", f"cannot read spec: {exc.strerror}", source=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError("", "spec is not UTF-8 text", source=str(p)) from exc
+    return load_spec_text(text, source=str(p))

@@ -1,0 +1,70 @@
+"""lxcvirt's ``<metadata>`` element: written by the same template partial the domain uses,
+read back by namespace URI (never by prefix: libvirt may rewrite prefixes).
+
+A domain that carries this element was created by lxcvirt; ``apply --prune`` touches
+nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import XMLError
+from .render import environment
+from .spec import METADATA_NS, METADATA_PREFIX, Autostart
+
+_Q = "{" + METADATA_NS + "}"
+#: The key libvirt's metadata API stores our element under (its prefix).
+METADATA_KEY = METADATA_PREFIX
+
+
+def metadata_xml(autostart: Autostart) -> str:
+    """The ``<lxcvirt:container>`` element, for ``virDomainSetMetadata``."""
+    template = environment().get_template("partials/lxcvirt.xml.j2")
+    return template.render(ns=METADATA_NS, autostart=autostart).strip()
+
+
+def find_container_element(root: Any) -> Any | None:
+    """Our element inside a parsed ``<domain>`` (or the element itself), or None."""
+    if root.tag == _Q + "container":
+        return root
+    return root.find(f"metadata/{_Q}container")
+
+
+def _yes(value: str | None, key: str) -> bool:
+    if value in ("yes", "true", "1"):
+        return True
+    if value in (None, "no", "false", "0"):
+        return False
+    raise XMLError(f"lxcvirt metadata: autostart {key}={value!r} is not yes/no")
+
+
+def _int(value: str | None, key: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise XMLError(f"lxcvirt metadata: autostart {key}={value!r} is not an integer") from exc
+
+
+def read_autostart(root: Any) -> Autostart | None:
+    """The autostart settings stored in a parsed domain, or None when it has none."""
+    container = find_container_element(root)
+    if container is None:
+        return None
+    el = container.find(_Q + "autostart")
+    if el is None:
+        return Autostart()
+    return Autostart(
+        auto=_yes(el.get("auto"), "auto"),
+        priority=_int(el.get("priority"), "priority", 0),
+        time=_int(el.get("time"), "time", 0),
+        groups=tuple(g.get("name", "") for g in el.findall(_Q + "group")),
+        after=tuple(a.get("name", "") for a in el.findall(_Q + "after")),
+    )
+
+
+def is_managed(root: Any) -> bool:
+    """True when the domain carries lxcvirt's metadata (lxcvirt created it)."""
+    return find_container_element(root) is not None

@@ -1,0 +1,109 @@
+"""Spec → domain XML through the Jinja templates in ``templates/``.
+
+The environment autoescapes every XML template and uses ``StrictUndefined``: a value such as
+``O'Brien & <Co>`` comes out as escaped, valid XML and ``{{ 7*7 }}`` in a value stays
+literal, because values are data and never template source.
+
+Output is deterministic: the UUID is the spec's or a UUIDv5 of the name, MACs the spec's or
+derived from the UUID and the interface's position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid as _uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from .spec import METADATA_NS, Container
+
+#: Namespace for the UUIDv5 of a spec without a uuid of its own.
+UUID_NAMESPACE = _uuid.UUID("5b0f8a1e-3c55-4a3e-9d55-6c7876697274")
+
+#: Where the LXC emulator is on Debian and on distributions that use libexec; asked only
+#: when the daemon's capabilities cannot be read (offline rendering).
+KNOWN_EMULATORS = ("/usr/lib/libvirt/libvirt_lxc", "/usr/libexec/libvirt_lxc")
+
+DOMAIN_TEMPLATE = "domain.xml.j2"
+
+
+def resource_dir(name: str) -> Path:
+    """``templates`` or ``schemas``: inside the installed package, or the source tree's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / name, here.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"lxcvirt is installed without its {name}/ folder")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        # select_autoescape goes by file extension: ours end in .xml.j2, so name it.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("xml.j2", "xml"), default_for_string=True, default=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def default_uuid(spec: Container) -> str:
+    return spec.uuid or str(_uuid.uuid5(UUID_NAMESPACE, spec.name))
+
+
+def default_mac(uuid: str, index: int) -> str:
+    """A locally administered-looking MAC in libvirt's 52:54:00 range, stable per uuid+index."""
+    digest = hashlib.sha256(f"{uuid}/{index}".encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """The emulator a rendering used, and how it was chosen (shown to users offline)."""
+
+    path: str | None
+    how: str
+
+
+def offline_emulator(spec: Container) -> Emulator:
+    """The emulator to use when the daemon's capabilities are not read."""
+    if spec.emulator:
+        return Emulator(spec.emulator, "from the spec")
+    for path in KNOWN_EMULATORS:
+        if os.path.exists(path):
+            return Emulator(path, "found on this machine; the daemon's capabilities were not read")
+    return Emulator(None, "left out: libvirt fills in the host's own when the domain is defined")
+
+
+def render(
+    spec: Container,
+    *,
+    emulator: str | None = None,
+    mac_factory: Callable[[str, int], str] = default_mac,
+) -> str:
+    """Render ``spec`` to domain XML.
+
+    ``emulator`` is used when the spec names none (pass the one from the host's
+    capabilities); with neither, ``<emulator>`` is left out and libvirt fills in its own.
+    """
+    uuid = default_uuid(spec)
+    macs = [itf.mac or mac_factory(uuid, i) for i, itf in enumerate(spec.interfaces)]
+    template = environment().get_template(DOMAIN_TEMPLATE)
+    return template.render(
+        spec=spec,
+        uuid=uuid,
+        macs=macs,
+        emulator=spec.emulator or emulator,
+        ns=METADATA_NS,
+        autostart=spec.autostart,
+    )

@@ -1,0 +1,367 @@
+"""The typed container spec: frozen dataclasses, one per libvirt element, checked when built.
+
+A spec comes from a TOML file (:func:`lxcvirt.load_spec`), from Python, or from CLI flags;
+the templates in ``templates/`` only loop and branch over it.  Every check here raises
+:class:`~lxcvirt.errors.SpecError` naming the key, so a bad value never reaches libvirt.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as _uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from ._units import UnitError, parse_kib
+from .errors import SpecError
+
+#: The XML namespace of lxcvirt's own ``<metadata>`` element.  libvirt keys metadata by
+#: namespace URI (virDomainSetMetadata), never by prefix.
+METADATA_NS = "https://lxcvirt.dev/xmlns/container/1"
+METADATA_PREFIX = "lxcvirt"
+
+LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve", "rename-restart")
+CRASH_ACTIONS = (*LIFECYCLE_ACTIONS, "coredump-destroy", "coredump-restart")
+STATES = ("running", "stopped", "defined")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_DEVNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+_GROUP = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
+
+
+def _check_path(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(key, "expected a non-empty absolute path")
+    if "\0" in value or "\n" in value:
+        raise SpecError(key, "path contains a NUL or newline character")
+    if not value.startswith("/"):
+        raise SpecError(key, f"path must be absolute (start with /), got {value!r}")
+    if ".." in value.split("/"):
+        raise SpecError(key, f"path must not contain '..' components, got {value!r}")
+    return value
+
+
+def _check_str(key: str, value: object, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise SpecError(key, f"expected a string, got {type(value).__name__}")
+    if not allow_empty and not value:
+        raise SpecError(key, "must not be empty")
+    if "\0" in value:
+        raise SpecError(key, "contains a NUL character")
+    return value
+
+
+def _check_int(key: str, value: object, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(key, f"expected an integer, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise SpecError(key, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _check_bool(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(key, f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _check_choice(key: str, value: object, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise SpecError(key, f"expected one of {', '.join(choices)}; got {value!r}")
+    return str(value)
+
+
+def _size(key: str, value: object, *, minimum: int = 0) -> int:
+    try:
+        kib = parse_kib(value)
+    except UnitError as exc:
+        raise SpecError(key, str(exc)) from exc
+    if kib < minimum:
+        raise SpecError(key, f"must be at least {minimum} KiB, got {kib} KiB")
+    return kib
+
+
+def _tuple(key: str, value: object) -> tuple[Any, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise SpecError(key, f"expected a list, got {type(value).__name__}")
+    return tuple(value)
+
+
+def check_name(value: object, key: str = "name") -> str:
+    """A container name libvirt will take and that is safe in file and cgroup paths."""
+    name = _check_str(key, value)
+    if "/" in name:
+        raise SpecError(key, f"{name!r}: a container name must not contain '/'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise SpecError(key, f"{name!r}: a container name must not contain control characters")
+    if name in (".", ".."):
+        raise SpecError(key, f"{name!r} is not a usable container name")
+    if len(name.encode()) > 200:
+        raise SpecError(key, "a container name must be at most 200 bytes long")
+    return name
+
+
+@dataclass(frozen=True)
+class Init:
+    """``<os><init>`` and friends: what runs as PID 1 inside the container."""
+
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    group: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_path("init.path", self.path)
+        args = tuple(
+            _check_str(f"init.args[{i}]", a, allow_empty=True)
+            for i, a in enumerate(_tuple("init.args", self.args))
+        )
+        object.__setattr__(self, "args", args)
+        raw_env: Iterable[Any]
+        if isinstance(self.env, Mapping):
+            raw_env = self.env.items()
+        else:
+            raw_env = _tuple("init.env", self.env)
+        env: list[tuple[str, str]] = []
+        for item in raw_env:
+            if not (isinstance(item, tuple | list) and len(item) == 2):
+                raise SpecError("init.env", "expected NAME = value pairs")
+            k, v = item
+            if not isinstance(k, str) or not _ENV_NAME.match(k):
+                raise SpecError(f"init.env.{k}", "not a valid environment variable name")
+            env.append((k, _check_str(f"init.env.{k}", v, allow_empty=True)))
+        if len({k for k, _ in env}) != len(env):
+            raise SpecError("init.env", "a variable is set twice")
+        object.__setattr__(self, "env", tuple(env))
+        if self.workdir is not None:
+            _check_path("init.workdir", self.workdir)
+        if self.user is not None:
+            _check_str("init.user", self.user)
+        if self.group is not None:
+            _check_str("init.group", self.group)
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    """``<filesystem>``: ``type="mount"`` binds a host dir (target ``/`` is the private
+    root); ``type="ram"`` is a tmpfs of ``usage`` KiB."""
+
+    target: str
+    type: Literal["mount", "ram"] = "mount"
+    source: str | None = None
+    readonly: bool = False
+    usage: int | str | None = None
+
+    def __post_init__(self) -> None:
+        key = f"filesystem[{self.target}]"
+        _check_path(f"{key}.target", self.target)
+        _check_choice(f"{key}.type", self.type, ("mount", "ram"))
+        _check_bool(f"{key}.readonly", self.readonly)
+        if self.type == "mount":
+            if self.source is None:
+                raise SpecError(f"{key}.source", "a mount needs the host directory as source")
+            _check_path(f"{key}.source", self.source)
+            if self.usage is not None:
+                raise SpecError(f"{key}.usage", "usage is for type = 'ram' only")
+        else:
+            if self.source is not None:
+                raise SpecError(f"{key}.source", "a ram filesystem has no source")
+            if self.usage is None:
+                raise SpecError(f"{key}.usage", "a ram filesystem needs a usage (e.g. 64MiB)")
+            object.__setattr__(self, "usage", _size(f"{key}.usage", self.usage, minimum=1))
+
+    @property
+    def usage_kib(self) -> int:
+        return int(self.usage or 0)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """``<interface>``: on a libvirt network, a host bridge, or a plain ethernet veth."""
+
+    type: Literal["network", "bridge", "ethernet"] = "network"
+    source: str | None = None
+    mac: str | None = None
+    guest: str | None = None
+
+    def __post_init__(self) -> None:
+        key = f"interface[{self.source or self.type}]"
+        _check_choice(f"{key}.type", self.type, ("network", "bridge", "ethernet"))
+        if self.type in ("network", "bridge"):
+            if self.source is None:
+                what = "network name" if self.type == "network" else "bridge name"
+                raise SpecError(f"{key}.source", f"type = '{self.type}' needs the {what}")
+            _check_str(f"{key}.source", self.source)
+        elif self.source is not None:
+            raise SpecError(f"{key}.source", "type = 'ethernet' takes no source")
+        if self.mac is not None:
+            if not isinstance(self.mac, str) or not _MAC.match(self.mac):
+                raise SpecError(f"{key}.mac", f"not a MAC address: {self.mac!r}")
+            if int(self.mac[:2], 16) & 1:
+                raise SpecError(f"{key}.mac", f"{self.mac} is a multicast address")
+            object.__setattr__(self, "mac", self.mac.lower())
+        if self.guest is not None and (
+            not isinstance(self.guest, str) or not _DEVNAME.match(self.guest)
+        ):
+            raise SpecError(f"{key}.guest", f"not a network device name: {self.guest!r}")
+
+
+@dataclass(frozen=True)
+class Console:
+    """``<console type='pty'>``: libvirt's LXC driver needs exactly this."""
+
+    type: Literal["pty"] = "pty"
+
+    def __post_init__(self) -> None:
+        _check_choice("console.type", self.type, ("pty",))
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """One ``<uid>`` / ``<gid>`` line of an ``<idmap>``."""
+
+    start: int
+    target: int
+    count: int
+
+    def __post_init__(self) -> None:
+        _check_int("idmap.start", self.start, minimum=0)
+        _check_int("idmap.target", self.target, minimum=0)
+        _check_int("idmap.count", self.count, minimum=1)
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """``<idmap>``: user namespace uid and gid ranges (both are needed)."""
+
+    uid: tuple[IdRange, ...]
+    gid: tuple[IdRange, ...]
+
+    def __post_init__(self) -> None:
+        for kind in ("uid", "gid"):
+            items = _tuple(f"idmap.{kind}", getattr(self, kind))
+            if not items:
+                raise SpecError(f"idmap.{kind}", "an idmap needs at least one range")
+            for i, r in enumerate(items):
+                if not isinstance(r, IdRange):
+                    raise SpecError(f"idmap.{kind}[{i}]", "expected an IdRange")
+            object.__setattr__(self, kind, items)
+
+
+@dataclass(frozen=True)
+class Autostart:
+    """lxcvirt's autostart settings, stored in the domain's ``<metadata>``."""
+
+    auto: bool = False
+    priority: int = 0
+    time: int = 0
+    groups: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_bool("autostart.auto", self.auto)
+        _check_int("autostart.priority", self.priority)
+        _check_int("autostart.time", self.time, minimum=0)
+        groups = _tuple("autostart.groups", self.groups)
+        for g in groups:
+            if not isinstance(g, str) or not _GROUP.match(g):
+                raise SpecError(
+                    "autostart.groups", f"{g!r}: group names are letters, digits and _.:@+-"
+                )
+        if len(set(groups)) != len(groups):
+            raise SpecError("autostart.groups", "a group is listed twice")
+        object.__setattr__(self, "groups", groups)
+        after = tuple(check_name(a, "autostart.after") for a in _tuple("autostart.after", self.after))
+        object.__setattr__(self, "after", after)
+
+
+@dataclass(frozen=True)
+class Container:
+    """A whole container: the ``<domain type='lxc'>``."""
+
+    name: str
+    init: Init
+    memory: int | str = 262144
+    vcpu: int = 1
+    uuid: str | None = None
+    description: str | None = None
+    emulator: str | None = None
+    on_poweroff: str = "destroy"
+    on_reboot: str = "restart"
+    on_crash: str = "destroy"
+    filesystems: tuple[Filesystem, ...] = ()
+    interfaces: tuple[Interface, ...] = ()
+    console: Console = field(default_factory=Console)
+    idmap: IdMap | None = None
+    autostart: Autostart = field(default_factory=Autostart)
+    #: The state ``lxcvirt apply`` brings the container to; not part of the XML.
+    state: str = "running"
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if not isinstance(self.init, Init):
+            raise SpecError("init", "expected an Init")
+        object.__setattr__(self, "memory", _size("memory", self.memory, minimum=1024))
+        _check_int("vcpu", self.vcpu, minimum=1)
+        if self.uuid is not None:
+            try:
+                object.__setattr__(self, "uuid", str(_uuid.UUID(str(self.uuid))))
+            except ValueError as exc:
+                raise SpecError("uuid", f"not a UUID: {self.uuid!r}") from exc
+        if self.description is not None:
+            _check_str("description", self.description, allow_empty=True)
+        if self.emulator is not None:
+            _check_path("emulator", self.emulator)
+        _check_choice("on_poweroff", self.on_poweroff, LIFECYCLE_ACTIONS)
+        _check_choice("on_reboot", self.on_reboot, LIFECYCLE_ACTIONS)
+        _check_choice("on_crash", self.on_crash, CRASH_ACTIONS)
+        _check_choice("state", self.state, STATES)
+        fss = _tuple("filesystems", self.filesystems)
+        seen: set[str] = set()
+        for fs in fss:
+            if not isinstance(fs, Filesystem):
+                raise SpecError("filesystems", "expected Filesystem items")
+            target = fs.target.rstrip("/") or "/"
+            if target in seen:
+                raise SpecError(
+                    f"filesystem[{fs.target}].target",
+                    f"two filesystems mount on {target}; each target may be used once",
+                )
+            seen.add(target)
+        object.__setattr__(self, "filesystems", fss)
+        ifs = _tuple("interfaces", self.interfaces)
+        for itf in ifs:
+            if not isinstance(itf, Interface):
+                raise SpecError("interfaces", "expected Interface items")
+        macs = [i.mac for i in ifs if i.mac]
+        if len(set(macs)) != len(macs):
+            raise SpecError("interfaces", "two interfaces have the same MAC address")
+        guests = [i.guest for i in ifs if i.guest]
+        if len(set(guests)) != len(guests):
+            raise SpecError("interfaces", "two interfaces have the same guest device name")
+        object.__setattr__(self, "interfaces", ifs)
+        if not isinstance(self.console, Console):
+            raise SpecError("console", "expected a Console")
+        if self.idmap is not None and not isinstance(self.idmap, IdMap):
+            raise SpecError("idmap", "expected an IdMap")
+        if not isinstance(self.autostart, Autostart):
+            raise SpecError("autostart", "expected an Autostart")
+
+    @property
+    def memory_kib(self) -> int:
+        return int(self.memory)
+
+    @property
+    def root(self) -> Filesystem | None:
+        """The private root filesystem (the mount whose target is ``/``), if any."""
+        return next((f for f in self.filesystems if f.target == "/"), None)
+
+
+def spec_fields(cls: type) -> list[str]:
+    """Names of the dataclass fields of ``cls`` (used by the coverage test of golden files)."""
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,261 @@
+"""Reading domain XML safely and checking it is a domain libvirt's LXC driver will take.
+
+Three layers, each reporting file, line, element and what to do:
+
+1. checks the grammar cannot say well (domain and OS type, one root mount, absolute paths,
+   a pty console) — they run first because their messages are the clearest;
+2. lxcvirt's LXC-profile RelaxNG schema, ``schemas/lxc-domain.rng``;
+3. libvirt's own ``domain.rng`` when it is installed (``/usr/share/libvirt/schemas``).
+
+Parsing is hardened: no DTD is loaded, no entity is resolved, nothing is fetched from the
+network, huge trees are refused; a document with a DOCTYPE or an entity declaration is
+refused before the parser sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from .errors import Problem, SpecError, ValidationError, XMLError
+from .render import resource_dir
+
+LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
+PROFILE_SCHEMA = "lxc-domain.rng"
+MAX_XML_BYTES = 4 * 1024 * 1024
+
+_DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+    )
+
+
+def parse_xml(data: str | bytes, source: str = "<xml>") -> Any:
+    """Parse XML text safely; return the root element.  Raises :class:`XMLError`."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > MAX_XML_BYTES:
+        raise XMLError(f"{source}: larger than {MAX_XML_BYTES // 1024} KiB; not a domain XML file")
+    marker = _DTD_MARKERS.search(raw)
+    if marker:
+        line = raw.count(b"\n", 0, marker.start()) + 1
+        raise XMLError(
+            f"{source}:{line}: <!{marker.group(1).decode().upper()}> is not allowed "
+            "(lxcvirt refuses DTDs and entity declarations; remove it)"
+        )
+    if isinstance(data, str) and raw.lstrip().startswith(b"<?xml"):
+        # lxml refuses str input with an encoding declaration; hand it the bytes.
+        data = raw
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno or 1
+        raise XMLError(f"{source}:{line}: not well-formed XML: {exc.msg}") from exc
+    if root is None:
+        raise XMLError(f"{source}: empty document")
+    return root
+
+
+# --- layer 1: checks the grammar cannot express well -----------------------------------
+
+
+def _local(tag: object) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else str(tag)
+
+
+def _semantic(root: Any, source: str) -> Iterator[Problem]:
+    def problem(el: Any, msg: str) -> Problem:
+        return Problem(source, el.sourceline, _local(el.tag), msg)
+
+    if _local(root.tag) != "domain":
+        yield problem(root, "the root element must be <domain type='lxc'>")
+        return
+    dtype = root.get("type")
+    if dtype != "lxc":
+        yield problem(
+            root,
+            f"domain type is {dtype!r}; libvirt's LXC driver takes only type='lxc' "
+            "(write <domain type='lxc'>)",
+        )
+    os_type = root.find("os/type")
+    if os_type is not None and (os_type.text or "").strip() != "exe":
+        yield problem(
+            os_type,
+            f"OS type is {(os_type.text or '').strip()!r}; containers run a program: "
+            "write <type>exe</type> and name it in <init>",
+        )
+    for xpath, what in (
+        ("os/init", "init program"),
+        ("os/initdir", "init working directory"),
+        ("devices/emulator", "emulator"),
+    ):
+        for el in root.findall(xpath):
+            text = (el.text or "").strip()
+            if not text.startswith("/"):
+                yield problem(el, f"the {what} must be an absolute path, got {text!r}")
+    roots = []
+    targets: dict[str, Any] = {}
+    for fs in root.findall("devices/filesystem"):
+        target = fs.find("target")
+        if target is None or target.get("dir") is None:
+            yield problem(fs, "a <filesystem> needs <target dir='/path'/>")
+            continue
+        tdir = target.get("dir")
+        if not tdir.startswith("/"):
+            yield problem(target, f"target dir must be an absolute path, got {tdir!r}")
+        norm = tdir.rstrip("/") or "/"
+        if norm == "/":
+            roots.append(fs)
+        elif norm in targets:
+            yield problem(
+                target, f"two filesystems mount on {norm} (first at line {targets[norm]})"
+            )
+        targets.setdefault(norm, target.sourceline)
+        src = fs.find("source")
+        if (fs.get("type") or "mount") == "mount" and src is not None:
+            sdir = src.get("dir")
+            if sdir is not None and not sdir.startswith("/"):
+                yield problem(src, f"source dir must be an absolute host path, got {sdir!r}")
+    for extra in roots[1:]:
+        yield problem(
+            extra,
+            f"a second root filesystem (target dir '/'; the first is at line "
+            f"{roots[0].sourceline}); keep one",
+        )
+    consoles = root.findall("devices/console")
+    devices = root.find("devices")
+    if devices is not None and not consoles:
+        yield problem(
+            devices,
+            "no <console>: libvirt's LXC driver needs one; add <console type='pty'/> to <devices>",
+        )
+    for con in consoles:
+        if con.get("type") != "pty":
+            yield problem(
+                con,
+                f"console type is {con.get('type')!r}; the LXC driver supports only "
+                "<console type='pty'/>",
+            )
+
+
+# --- layers 2 and 3: RelaxNG ----------------------------------------------------------
+
+
+@cache
+def _profile_schema() -> Any:
+    path = resource_dir("schemas") / PROFILE_SCHEMA
+    return etree.RelaxNG(etree.parse(str(path), _parser()))
+
+
+def libvirt_schema_path() -> Path | None:
+    override = os.environ.get("LXCVIRT_LIBVIRT_SCHEMA_DIR")
+    for d in (override,) if override else LIBVIRT_SCHEMA_DIRS:
+        p = Path(d) / "domain.rng"
+        if p.is_file():
+            return p
+    return None
+
+
+@cache
+def _libvirt_schema(path: str) -> Any:
+    # domain.rng includes its siblings by relative href; the parser reads them from disk
+    # (no network), which is what we want here.
+    return etree.RelaxNG(etree.parse(path, _parser()))
+
+
+def _rng_problems(schema: Any, root: Any, source: str, which: str) -> Iterator[Problem]:
+    if schema.validate(root):
+        return
+    seen: set[tuple[int, str]] = set()
+    for entry in schema.error_log:
+        key = (entry.line, entry.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        element = None
+        if entry.path:
+            element = entry.path.rsplit("/", 1)[-1].split("[", 1)[0] or None
+        yield Problem(
+            source,
+            entry.line if entry.line > 0 else None,
+            element,
+            f"{entry.message.rstrip('.')} ({which}; compare with the examples in README.md)",
+        )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A validated domain: its parsed root, name and the XML text."""
+
+    root: Any
+    name: str
+    xml: str
+    source: str
+
+
+def check_domain_xml(
+    data: str | bytes, source: str = "<xml>", *, libvirt_schema: bool = True
+) -> Checked:
+    """Validate domain XML through all layers; return it parsed, or raise ValidationError."""
+    root = parse_xml(data, source)
+    problems = list(_semantic(root, source))
+    if not problems:
+        problems = list(_rng_problems(_profile_schema(), root, source, "lxcvirt LXC profile"))
+    if not problems and libvirt_schema:
+        path = libvirt_schema_path()
+        if path is not None:
+            problems = list(
+                _rng_problems(_libvirt_schema(str(path)), root, source, f"libvirt {path.name}")
+            )
+    if problems:
+        raise ValidationError(problems)
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return Checked(root=root, name=root.findtext("name") or "", xml=text, source=source)
+
+
+def is_spec_path(path: str | Path) -> bool:
+    return str(path).endswith(".toml")
+
+
+def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
+    """Validate a spec (``.toml``) or a domain XML file; specs are rendered first."""
+    from .load import load_spec
+    from .render import render
+
+    p = Path(path)
+    if is_spec_path(p):
+        spec = load_spec(p)
+        return check_domain_xml(render(spec, emulator=emulator), str(p))
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise XMLError(f"{p}: cannot read: {exc.strerror}") from exc
+    return check_domain_xml(data, str(p))
+
+
+def check_files(paths: Iterable[str | Path]) -> list[tuple[str, Exception | None]]:
+    """Validate several files; returns (path, error or None) for each, never raising
+    for a file's own problems."""
+    results: list[tuple[str, Exception | None]] = []
+    for path in paths:
+        try:
+            check_file(path)
+        except (XMLError, SpecError) as exc:
+            results.append((str(path), exc))
+        else:
+            results.append((str(path), None))
+    return results
