@@ -349,6 +349,35 @@ def dumpxml(state: State, name: str, inactive: bool) -> None:
     click.echo(state.host().dumpxml(name, inactive=inactive), nl=False)
 
 
+def _env_pair(value: str) -> tuple[str, str]:
+    name, sep, val = value.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{value!r}: write NAME=VALUE")
+    return name, val
+
+
+@cli.command(name="exec")
+@click.argument("name")
+@click.option("--user", "-u", metavar="USER", help="User (name or uid) inside the container.")
+@click.option("--cwd", metavar="DIR", help="Working directory inside the container.")
+@click.option("--env", "-e", "env", multiple=True, metavar="K=V", help="Set a variable.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_state
+def exec_(
+    state: State, name: str, user: str | None, cwd: str | None, env: tuple[str, ...],
+    command: tuple[str, ...],
+) -> int:
+    """Run COMMAND inside a running container; exit with its status.
+
+    \b
+    lxcvirt exec web -- ps -ef
+    """
+    from .exec import run
+
+    pairs = dict(_env_pair(e) for e in env)
+    return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs)
+
+
 # --- entry point ----------------------------------------------------------------------
 
 

@@ -525,16 +525,22 @@ class Host:
             def stopped() -> bool:
                 return not dom.isActive()
 
-            try:
-                dom.shutdown()
-            except libvirt.libvirtError as exc:
-                if not stopped():
-                    err = _libvirt.convert(exc, f"shutting down {name}")
-                    if not isinstance(err, (InvalidState, Refused)):
-                        raise err from exc
-            else:
-                if watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, timeout, stopped):
-                    return StopResult(name, "shut down", time.monotonic() - began)
+            # Ask both ways at once: the initctl pipe (sysvinit, systemd) and SIGTERM to init
+            # (application containers).  libvirt's default mode sends SIGTERM only when it
+            # finds no initctl pipe, and seen here it found one in a busybox container that
+            # nothing reads, so the container never heard of the shutdown.
+            failures: list[libvirt.libvirtError] = []
+            for mode in (libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL, libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL):
+                try:
+                    dom.shutdownFlags(mode)
+                except libvirt.libvirtError as exc:
+                    failures.append(exc)
+            if len(failures) == 2 and not stopped():
+                err = _libvirt.convert(failures[-1], f"shutting down {name}")
+                if not isinstance(err, (InvalidState, Refused)):
+                    raise err from failures[-1]
+            elif watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, timeout, stopped):
+                return StopResult(name, "shut down", time.monotonic() - began)
             if stopped():
                 return StopResult(name, "shut down", time.monotonic() - began)
             self._destroy(dom, name)
