@@ -378,6 +378,23 @@ def exec_(
     return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs)
 
 
+# --- feature commands -----------------------------------------------------------------
+# Larger features keep their (thin) commands in a module of their own, "module:attribute",
+# importing only click at module level so start-up stays fast.
+FEATURE_COMMANDS: list[str] = []
+
+
+def _register_features() -> None:
+    from importlib import import_module
+
+    for ref in FEATURE_COMMANDS:
+        module, _, attr = ref.partition(":")
+        cli.add_command(getattr(import_module(module), attr))
+
+
+_register_features()
+
+
 # --- entry point ----------------------------------------------------------------------
 
 
