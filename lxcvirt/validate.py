@@ -26,6 +26,7 @@ from lxml import etree
 
 from .errors import Problem, SpecError, ValidationError, XMLError
 from .render import resource_dir
+from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
 PROFILE_SCHEMA = "lxc-domain.rng"
@@ -136,6 +137,15 @@ def _semantic(root: Any, source: str) -> Iterator[Problem]:
             f"a second root filesystem (target dir '/'; the first is at line "
             f"{roots[0].sourceline}); keep one",
         )
+    for tag, allowed in (
+        ("on_poweroff", LIFECYCLE_ACTIONS),
+        ("on_reboot", LIFECYCLE_ACTIONS),
+        ("on_crash", CRASH_ACTIONS),
+    ):
+        for el in root.findall(tag):
+            value = (el.text or "").strip()
+            if value not in allowed:
+                yield problem(el, f"{value!r} is not an action; use one of {', '.join(allowed)}")
     consoles = root.findall("devices/console")
     devices = root.find("devices")
     if devices is not None and not consoles:
@@ -177,12 +187,40 @@ def _libvirt_schema(path: str) -> Any:
     return etree.RelaxNG(etree.parse(path, _parser()))
 
 
+_DEVICE_HINT = "the LXC driver takes filesystem, interface, hostdev, disk and console devices"
+# RelaxNG's messages, said in words a user can act on.  libxml2 reports a failure once
+# where it happened and again for every enclosing element ("failed to validate
+# content"); those echoes are dropped when a more specific message exists.
+_REWRITES = (
+    (re.compile(r"^Element devices has extra content: (\S+)"),
+     lambda m: f"<{m.group(1)}> is not a device libvirt's LXC driver supports ({_DEVICE_HINT})"),
+    (re.compile(r"^Element (\S+) has extra content: (\S+)"),
+     lambda m: f"<{m.group(2)}> is not allowed inside <{m.group(1)}> in an LXC domain"),
+    (re.compile(r"^Extra element (\S+) in interleave"),
+     lambda m: f"<{m.group(1)}> is not allowed here, or appears more than once"),
+    (re.compile(r"^Expecting element (\S+), got (\S+)"),
+     lambda m: f"expected <{m.group(1)}> here, found <{m.group(2)}>"),
+    (re.compile(r"^Element (\S+) failed to validate attributes"),
+     lambda m: f"<{m.group(1)}> has an attribute that is missing, unknown or has a bad value"),
+)
+_ECHOES = re.compile(r"failed to validate content|Invalid sequence in interleave|"
+                     r"Expecting an element .*, got nothing")
+
+
 def _rng_problems(schema: Any, root: Any, source: str, which: str) -> Iterator[Problem]:
     if schema.validate(root):
         return
+    entries = list(schema.error_log)
+    specific = [e for e in entries if not _ECHOES.search(e.message)]
     seen: set[tuple[int, str]] = set()
-    for entry in schema.error_log:
-        key = (entry.line, entry.message)
+    for entry in specific or entries:
+        message = entry.message.rstrip(".")
+        for pattern, say in _REWRITES:
+            m = pattern.search(message)
+            if m:
+                message = say(m)
+                break
+        key = (entry.line, message)
         if key in seen:
             continue
         seen.add(key)
@@ -193,7 +231,7 @@ def _rng_problems(schema: Any, root: Any, source: str, which: str) -> Iterator[P
             source,
             entry.line if entry.line > 0 else None,
             element,
-            f"{entry.message.rstrip('.')} ({which}; compare with the examples in README.md)",
+            f"{message} ({which}; see the examples in README.md)",
         )
 
 
