@@ -7,6 +7,8 @@ event loop runs in a thread, see :mod:`lxcvirt._libvirt`), never fixed sleeps.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import difflib
 import re
 import threading
@@ -20,12 +22,16 @@ from urllib.parse import urlparse
 import libvirt
 
 from . import _libvirt
-from .errors import InvalidState, LxcvirtError, NotFound, Refused, StartFailed
+from .errors import AlreadyExists, InvalidState, LxcvirtError, NotFound, Refused, StartFailed
 from .metadata import is_managed, read_autostart
 from .spec import Autostart, Container
 from .validate import Checked, check_domain_xml, is_spec_path, parse_xml
 
 LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
+#: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
+#: libvirt's create() returns once init is exec'd; an init that exits at once is reaped
+#: ~0.2 s later here, so without this window a dead container would be reported running.
+DEFAULT_SETTLE = 0.5
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
 
 STATE_NAMES = {
@@ -210,10 +216,8 @@ class Host:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(libvirt.libvirtError):
                     self._conn.close()
-                except libvirt.libvirtError:
-                    pass
                 self._conn = None
 
     def __enter__(self) -> Host:
@@ -257,7 +261,10 @@ class Host:
                 return self.conn.lookupByUUIDString(name)
             except libvirt.libvirtError:
                 pass
-        raise NotFound(f"no container named {name!r} on {self.uri}")
+        raise NotFound(
+            f"no container named {name!r} on {self.uri} (`lxcvirt list --all` shows the "
+            "defined ones)"
+        )
 
     def exists(self, name: str) -> bool:
         try:
@@ -335,10 +342,8 @@ class Host:
             if spec.uuid is None:
                 # A container defined before (by hand, or by another spec) keeps its UUID:
                 # libvirt refuses a redefinition under the same name with another one.
-                try:
+                with contextlib.suppress(NotFound):
                     spec = replace(spec, uuid=self.domain(spec.name).UUIDString())
-                except NotFound:
-                    pass
             return self._prepare_xml(
                 render(spec, emulator=self.emulator()), f"spec {spec.name}", host_emulator
             )
@@ -380,8 +385,23 @@ class Host:
             active = bool(dom.isActive())
         except NotFound:
             pass
-        dom = _libvirt.call(f"defining {name}", self.conn.defineXML, checked.xml)
-        after = str(_libvirt.call(f"reading back {name}", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE))
+        try:
+            dom = _libvirt.call(f"defining {name}", self.conn.defineXML, checked.xml)
+        except AlreadyExists as exc:
+            # libvirt refuses a definition whose name or uuid belongs to another domain
+            # (or to this one under another uuid); the stored one is untouched.
+            raise AlreadyExists(
+                f"{exc}; the existing definition is unchanged (drop <uuid> from the XML, or "
+                "use the one `lxcvirt dumpxml NAME` shows)",
+                code=exc.code,
+            ) from exc
+        except Refused as exc:
+            raise Refused(
+                f"{exc}; the existing definition is unchanged", code=exc.code
+            ) from exc
+        after = str(
+            _libvirt.call(f"reading back {name}", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        )
         if before is None:
             return DefineResult(name, "created")
         if before == after:
@@ -416,10 +436,8 @@ class Host:
 
     def _unwatch(self, cb_id: int | None) -> None:
         if cb_id is not None:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 self.conn.domainEventDeregisterAny(cb_id)
-            except libvirt.libvirtError:
-                pass
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         """The end of the container's libvirt log from its last start (local daemons)."""
@@ -433,16 +451,17 @@ class Host:
         last = text.rfind(": starting up")
         if last >= 0:
             text = text[text.rfind("\n", 0, last) + 1 :]
-        tail = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+        tail = [ln for ln in text.splitlines() if ln.strip() and " info : " not in ln][-lines:]
         return "\n".join(tail)
 
-    def _start_hints(self, dom: Any) -> str:
+    def _missing_sources(self, dom: Any) -> builtins.list[tuple[str, str]]:
+        """(what, host path) of mount sources that do not exist (local daemons only)."""
         if not self.is_local:
-            return ""
-        try:
-            root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), dom.name())
-        except (libvirt.libvirtError, LxcvirtError):
-            return ""
+            return []
+        with _libvirt.converted(f"reading the XML of {dom.name()}"):
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        root = parse_xml(xml, dom.name())
+        missing = []
         for fs in root.findall("devices/filesystem"):
             src = fs.find("source")
             tgt = fs.find("target")
@@ -450,23 +469,34 @@ class Host:
                 continue
             sdir = src.get("dir")
             if sdir and not Path(sdir).exists():
-                role = "root filesystem" if tgt.get("dir") == "/" else f"mount for {tgt.get('dir')}"
-                return f" (the {role} source {sdir} does not exist on the host)"
-        return ""
+                tdir = tgt.get("dir") or "?"
+                what = "root filesystem" if tdir.rstrip("/") == "" else f"mount for {tdir}"
+                missing.append((what, sdir))
+        return missing
 
-    def start(self, name: str, *, check: bool = True, settle: float = 0.0,
+    def start(self, name: str, *, check: bool = True, settle: float = DEFAULT_SETTLE,
               timeout: float = 30.0) -> Status:
         """Start a defined container and wait until it is RUNNING.
 
         ``settle`` seconds more are watched for an init that exits at once (libvirt's
-        create() returns as soon as init is exec'd).  A container that dies during start
-        raises :class:`StartFailed` with the tail of its log; it is left shut off.
+        create() returns as soon as init is exec'd); pass 0 to return at RUNNING.  A
+        container that dies during start raises :class:`StartFailed` with the tail of its
+        log; it is left shut off.
         """
         if check:
             self.preflight()
         dom = self.domain(name)
-        if dom.isActive():
-            raise InvalidState(f"{name} is already running")
+        if _libvirt.call(f"reading the state of {name}", dom.isActive):
+            raise InvalidState(f"{name} is already running (`lxcvirt stop {name}` first)")
+        missing = self._missing_sources(dom)
+        if missing:
+            # libvirt would create a missing root directory on the host (with dev/, proc/,
+            # sys/, .oldroot/ in it) and then fail to find init there; refuse before that.
+            what, path = missing[0]
+            raise StartFailed(
+                f"{name} cannot start: the {what} source {path} does not exist on the host "
+                f"(create it, or fix <source dir> and redefine; `lxcvirt dumpxml {name}`)"
+            )
         watch, cb_id = self._watch(dom)
         try:
             try:
@@ -476,9 +506,13 @@ class Host:
                 if isinstance(err, (NotFound, InvalidState)) or err.kind == "unreachable":
                     raise err from exc
                 msg = re.sub(r"^internal error: (Timed out while reading log output: )?", "",
-                             exc.get_error_message() or str(exc))
+                             exc.get_error_message() or str(exc)).strip()
+                msg = re.sub(r"^Failure in libvirt_lxc startup: ", "", msg)
+                hint = ""
+                if "cannot find init path" in msg:
+                    hint = " (the path is inside the container's root; fix <init>, then redefine)"
                 raise StartFailed(
-                    f"{name} failed to start: {msg.strip()}{self._start_hints(dom)}",
+                    f"{name} failed to start: {msg}{hint}",
                     log_tail=self.log_tail(name),
                     code=exc.get_error_code(),
                 ) from exc
@@ -495,13 +529,20 @@ class Host:
             if settle > 0 and not stopped():
                 watch.wait_for(stopped_events, settle, stopped)
             if stopped():
+                init = dom_init(dom)
                 raise StartFailed(
-                    f"{name} stopped right after it started: its init exited "
-                    f"(state: {reason_name(*dom.state())})",
+                    f"{name} stopped right after it started: its init{init} exited "
+                    f"(shut off: {reason_name(*dom.state())}); an init must keep running "
+                    "for the container to stay up",
                     log_tail=self.log_tail(name),
                 )
             if not running():
-                raise StartFailed(f"{name} did not reach RUNNING within {timeout:g} s")
+                # Leave it shut off, as a failed start should.
+                self._destroy(dom, name)
+                raise StartFailed(
+                    f"{name} did not reach RUNNING within {timeout:g} s; destroyed it",
+                    log_tail=self.log_tail(name),
+                )
         finally:
             self._unwatch(cb_id)
         return self._status_of(dom)
@@ -560,7 +601,7 @@ class Host:
         began = time.monotonic()
         dom = self.domain(name)
         if not dom.isActive():
-            raise InvalidState(f"{name} is not running")
+            raise InvalidState(f"{name} is not running (nothing to destroy)")
         self._destroy(dom, name)
         return StopResult(name, "destroyed", time.monotonic() - began)
 
@@ -575,10 +616,25 @@ class Host:
             _libvirt.call(f"undefining {name}", dom.undefine)
 
 
+def dom_init(dom: Any) -> str:
+    """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
+    try:
+        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), dom.name())
+    except (libvirt.libvirtError, LxcvirtError):
+        return ""
+    path = (root.findtext("os/init") or "").strip()
+    return f" {path}" if path else ""
+
+
 def default_preflight() -> PreflightHook:
     """The required host checks (filled in by lxcvirt.checks when it is available)."""
+    from importlib import import_module
+
     try:
-        from .checks import enforce
-    except ImportError:
+        module = import_module(".checks", __package__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.checks":
+            raise  # a broken checks module is a bug to see, not a reason to skip checks
         return _no_preflight
-    return enforce
+    hook: PreflightHook = module.enforce
+    return hook
