@@ -37,7 +37,7 @@ _LAZY = {
     "load_spec": "load",
     "load_spec_text": "load",
     "spec_from_dict": "load",
-    "render": "render",
+    "render": "rendering",
     "check_domain_xml": "validate",
     "check_file": "validate",
     "parse_xml": "validate",
@@ -89,7 +89,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .host import DefineResult, Host, Status, StopResult
     from .load import load_spec, load_spec_text, spec_from_dict
-    from .render import render
+    from .rendering import render
     from .validate import check_domain_xml, check_file, parse_xml
 
 

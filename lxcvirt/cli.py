@@ -86,8 +86,8 @@ def render(state: State, spec: str, emulator: str | None, offline: bool) -> None
 
     from .errors import DaemonUnreachable
     from .load import load_spec
-    from .render import offline_emulator
-    from .render import render as render_xml
+    from .rendering import offline_emulator
+    from .rendering import render as render_xml
 
     container = load_spec(spec)
     if emulator:

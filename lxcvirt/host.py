@@ -336,7 +336,7 @@ class Host:
                 raise Refused(f"{path}: cannot read: {exc.strerror}") from exc
             return self._prepare_xml(data, str(path), host_emulator)
         if isinstance(source, Container):
-            from .render import render
+            from .rendering import render
 
             spec = source
             if spec.uuid is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import XMLError
-from .render import environment
+from .rendering import environment
 from .spec import METADATA_NS, METADATA_PREFIX, Autostart
 
 _Q = "{" + METADATA_NS + "}"

@@ -25,7 +25,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import Problem, SpecError, ValidationError, XMLError
-from .render import resource_dir
+from .rendering import resource_dir
 from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
@@ -272,7 +272,7 @@ def is_spec_path(path: str | Path) -> bool:
 def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
     """Validate a spec (``.toml``) or a domain XML file; specs are rendered first."""
     from .load import load_spec
-    from .render import render
+    from .rendering import render
 
     p = Path(path)
     if is_spec_path(p):

@@ -17,7 +17,7 @@ from lxml import etree
 
 from lxcvirt import spec as specmod
 from lxcvirt.load import load_spec
-from lxcvirt.render import DOMAIN_TEMPLATE, default_mac, environment, render
+from lxcvirt.rendering import DOMAIN_TEMPLATE, default_mac, environment, render
 from lxcvirt.validate import check_domain_xml
 
 #: Golden files are rendered with a fixed emulator, so they do not depend on the host.

@@ -1,0 +1,96 @@
+"""`lxcvirt render` and `lxcvirt validate` through click's CliRunner, and `main`'s
+error handling (one line, exit code, never a traceback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import DATA
+
+from lxcvirt.cli import cli, main
+
+GOOD = DATA / "specs" / "minimal.toml"
+BAD = DATA / "invalid" / "unknown-key-invalid.toml"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), standalone_mode=False, catch_exceptions=False)
+    return (result.return_value or 0), result.stdout, result.stderr
+
+
+def test_render_offline_prints_xml_and_says_which_emulator() -> None:
+    code, out, err = invoke("render", "--offline", str(GOOD))
+    assert code == 0
+    assert out.startswith("<domain type='lxc'>") and "<name>minimal</name>" in out
+    assert "emulator" in err
+
+
+def test_render_explicit_emulator() -> None:
+    _, out, err = invoke("render", "--emulator", "/opt/lxc/emu", str(GOOD))
+    assert "<emulator>/opt/lxc/emu</emulator>" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("files", "code"),
+    [
+        pytest.param([GOOD], 0, id="one-valid"),
+        pytest.param([GOOD, DATA / "xml" / "libvirt-doc-app.xml"], 0, id="spec-and-xml"),
+        pytest.param([GOOD, BAD], 1, id="one-bad"),
+    ],
+)
+def test_validate_exit_codes(files: list[Path], code: int) -> None:
+    got, out, err = invoke("validate", *map(str, files))
+    assert got == code
+    assert out.count(": valid") == len(files) - code
+    assert err.count("\n") == code  # one line per problem
+
+
+def test_validate_json() -> None:
+    code, out, _ = invoke("validate", "--json", str(GOOD), str(BAD))
+    data = json.loads(out)
+    assert code == 1
+    assert [d["valid"] for d in data] == [True, False]
+    assert data[1]["error"] == "spec" and "memroy" in data[1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "fragment"),
+    [
+        pytest.param(["render", "/no/such.toml"], 1, "cannot read spec", id="missing-spec"),
+        pytest.param(["render", str(BAD)], 1, "memroy: unknown key", id="bad-spec"),
+        pytest.param(["no-such-command"], 1, "No such command", id="usage"),
+        pytest.param(["validate"], 1, "Missing argument", id="no-files"),
+        pytest.param(
+            ["-c", "lxc+tcp://127.0.0.1:1/", "list"], 1, "cannot connect", id="unreachable"
+        ),
+    ],
+)
+def test_main_errors_are_one_clean_line(
+    argv: list[str], code: int, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_main_json_error_object(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-c", "lxc+tcp://127.0.0.1:1/", "list", "--json"]) == 1
+    out = capsys.readouterr().out
+    assert json.loads(out)["error"] == "unreachable"
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lxcvirt", "render", "--offline", str(GOOD)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "<name>minimal</name>" in proc.stdout
