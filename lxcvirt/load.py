@@ -25,7 +25,8 @@ from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Ini
 
 _TOP = {
     "name", "uuid", "description", "memory", "vcpu", "emulator", "on_poweroff", "on_reboot",
-    "on_crash", "state", "init", "filesystem", "interface", "console", "idmap", "autostart",
+    "on_crash", "state", "hosts", "init", "filesystem", "interface", "console", "idmap",
+    "autostart",
 }
 _INIT = {"path", "args", "env", "workdir", "user", "group"}
 _FS = {"type", "source", "target", "readonly", "usage"}

@@ -301,6 +301,9 @@ class Container:
     autostart: Autostart = field(default_factory=Autostart)
     #: The state ``lxcvirt apply`` brings the container to; not part of the XML.
     state: str = "running"
+    #: The inventory hosts ``lxcvirt apply`` puts the container on (empty: every selected
+    #: host); not part of the XML.
+    hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -321,6 +324,13 @@ class Container:
         _check_choice("on_reboot", self.on_reboot, LIFECYCLE_ACTIONS)
         _check_choice("on_crash", self.on_crash, CRASH_ACTIONS)
         _check_choice("state", self.state, STATES)
+        hosts = _tuple("hosts", self.hosts)
+        for h in hosts:
+            if not isinstance(h, str) or not _GROUP.match(h):
+                raise SpecError("hosts", f"{h!r}: host names are letters, digits and _.:@+-")
+        if len(set(hosts)) != len(hosts):
+            raise SpecError("hosts", "a host is listed twice")
+        object.__setattr__(self, "hosts", hosts)
         fss = _tuple("filesystems", self.filesystems)
         seen: set[str] = set()
         for fs in fss:

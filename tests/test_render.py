@@ -111,6 +111,7 @@ def test_spec_emulator_overrides_host() -> None:
 #: Fields that by design do not appear in the XML.
 NOT_RENDERED = {
     ("Container", "state"),  # what apply brings the container to; not part of the XML
+    ("Container", "hosts"),  # the inventory hosts apply puts the container on; not in the XML
     ("Container", "console"),  # a pty console is always rendered: it has one possible value
     ("Console", "type"),  # ... and so has its type
 }
