@@ -1,0 +1,781 @@
+"""Host checks: will a container really start here?
+
+The checker reads ``/proc`` and ``/sys`` under a root it is given (``/`` on a real host, a
+fixture tree in the tests), never guessing a layout: mounts come from
+``/proc/self/mountinfo``, the kernel's controllers from ``/proc/cgroups``, cgroup v2's from
+``cgroup.controllers``.  With a :class:`~lxcvirt.host.Host` it also asks the daemon side:
+the mount namespace libvirtd really runs in (``/proc/PID/mountinfo``), the LXC driver on
+the URI, the emulator its capabilities name, the networks a spec refers to.
+
+Why the daemon's view: on a hybrid host (v1 controllers plus cgroup2 at
+``/sys/fs/cgroup/unified``) libvirt 9.0's LXC driver fails every start with "Unable to
+create directory /sys/fs/cgroup/unified" while ``virt-host-validate lxc`` and
+``lxc-checkconfig`` pass; a libvirtd started in a mount namespace without that mount works.
+Only the daemon's mountinfo tells which of the two a start will meet.
+
+Each :class:`Finding` is ``fail``, ``warn``, ``ok`` or ``unknown`` (not checkable: a remote
+URI, a file only root may read); only ``fail`` makes the verdict fail.  :func:`enforce`
+runs the required checks once per process and URI before containers start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from .errors import HostError, LxcvirtError
+
+if TYPE_CHECKING:
+    from .host import Host
+    from .spec import Container
+
+Level = Literal["fail", "warn", "ok", "unknown"]
+LEVELS: tuple[Level, ...] = ("fail", "warn", "unknown", "ok")
+
+#: libvirt's LXC driver cannot run without these (v1 names; see _required()).
+REQUIRED_V1 = ("cpuacct", "memory", "devices")
+RECOMMENDED_V1 = ("cpu", "freezer", "blkio")
+#: On cgroup v2 device access is filtered by a BPF program, not a "devices" controller.
+REQUIRED_V2 = ("cpu", "memory")
+RECOMMENDED_V2 = ("io",)
+# Controller names used when /proc/cgroups cannot be read (v2-only kernels still list them).
+KNOWN_CONTROLLERS = frozenset((
+    "cpuset", "cpu", "cpuacct", "blkio", "io", "memory", "devices", "freezer", "net_cls",
+    "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
+))
+NAMESPACES_REQUIRED = ("mnt", "pid", "uts", "ipc")
+NAMESPACES_OPTIONAL = {
+    "net": "a container with its own network (an <interface>, privnet) needs it",
+    "user": "a container with an <idmap> needs it",
+}
+PROBE_PREFIX = "lxcvirt-probe-"
+HYBRID_FIX = (
+    "run libvirtd in a private mount namespace without that mount: "
+    "unshare -m --propagation private sh -c 'umount {mp} && exec libvirtd -d' "
+    "(scripts/host-setup does this), or boot with a pure v1 or pure v2 layout"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome: what was seen, why it matters, what to do."""
+
+    check: str
+    level: Level
+    what: str
+    why: str = ""
+    fix: str = ""
+    #: A failing required check stops ``start`` (see :func:`enforce`).
+    required: bool = False
+
+    @property
+    def message(self) -> str:
+        parts = [self.what]
+        if self.why:
+            parts.append(self.why)
+        text = ": ".join(parts)
+        return f"{text}; fix: {self.fix}" if self.fix else text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "check": self.check,
+            "level": self.level,
+            "required": self.required,
+            "what": self.what,
+            "why": self.why,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """All findings of one run, worst first."""
+
+    layout: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def verdict(self) -> Level:
+        levels = {f.level for f in self.findings}
+        for level in ("fail", "warn"):
+            if level in levels:
+                return level
+        return "ok"
+
+    @property
+    def failed(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "fail")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def get(self, check: str) -> Finding | None:
+        return next((f for f in self.findings if f.check == check), None)
+
+    def counts(self) -> dict[str, int]:
+        return {lv: sum(f.level == lv for f in self.findings) for lv in LEVELS}
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict,
+            "layout": self.layout,
+            "counts": self.counts(),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+# --- reading the host ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_point: str
+    fstype: str
+    #: mount options and super options together (controller names are super options)
+    options: frozenset[str]
+
+
+def _unescape(field_: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The mounts of a ``/proc/PID/mountinfo``, the visible one per mount point."""
+    seen: dict[str, Mount] = {}
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        a, b = left.split(), right.split()
+        if not sep or len(a) < 6 or len(b) < 2:
+            continue
+        opts = set(a[5].split(","))
+        if len(b) >= 3:
+            opts |= set(b[2].split(","))
+        mp = _unescape(a[4])
+        # A later mount on the same point hides the earlier one.
+        seen.pop(mp, None)
+        seen[mp] = Mount(mp, b[0], frozenset(opts))
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    name: str
+    hierarchy: int
+    enabled: bool
+
+
+def parse_proc_cgroups(text: str) -> dict[str, Subsystem]:
+    out: dict[str, Subsystem] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        f = line.split()
+        if len(f) >= 4 and f[1].isdigit() and f[3].isdigit():
+            out[f[0]] = Subsystem(f[0], int(f[1]), f[3] == "1")
+    return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the cgroup controllers are, as one mount namespace sees them."""
+
+    kind: Literal["v1", "v2", "hybrid", "none"]
+    #: v1 controller -> mount point
+    v1: dict[str, str] = field(default_factory=dict)
+    #: the cgroup2 mount point, if any
+    unified: str | None = None
+    #: controllers the cgroup2 root offers (its cgroup.controllers)
+    v2: frozenset[str] = frozenset()
+
+    def where(self, controller: str) -> str | None:
+        if controller in self.v1:
+            return self.v1[controller]
+        if self.unified is not None and controller in self.v2:
+            return self.unified
+        return None
+
+    def describe(self) -> str:
+        parts = []
+        by_mount: dict[str, list[str]] = {}
+        for ctl, mp in sorted(self.v1.items()):
+            by_mount.setdefault(mp, []).append(ctl)
+        if by_mount:
+            parts.append("v1 " + ", ".join(f"{','.join(c)}" for c in by_mount.values()))
+        if self.unified is not None:
+            ctls = " ".join(sorted(self.v2)) or "no controllers"
+            parts.append(f"cgroup2 at {self.unified} ({ctls})")
+        return f"{self.kind}: " + ("; ".join(parts) if parts else "no cgroup mounts")
+
+
+class Reader:
+    """Reads host files under ``root`` (``/`` for the real host, a fixture tree in tests)."""
+
+    def __init__(self, root: str | Path = "/") -> None:
+        self.root = Path(root)
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def text(self, absolute: str) -> str | None:
+        try:
+            return self.path(absolute).read_text()
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def subsystems(self) -> dict[str, Subsystem]:
+        return parse_proc_cgroups(self.text("/proc/cgroups") or "")
+
+    def layout(self, mounts: Sequence[Mount], subsystems: dict[str, Subsystem]) -> Layout:
+        names = set(subsystems) | KNOWN_CONTROLLERS
+        v1: dict[str, str] = {}
+        unified: str | None = None
+        for m in mounts:
+            if m.fstype == "cgroup":
+                for ctl in m.options & names:
+                    v1[ctl] = m.mount_point
+            elif m.fstype == "cgroup2" and (
+                # Prefer the conventional place when there are several.
+                unified is None or m.mount_point == "/sys/fs/cgroup"
+            ):
+                unified = m.mount_point
+        v2: frozenset[str] = frozenset()
+        if unified is not None:
+            v2 = frozenset((self.text(f"{unified}/cgroup.controllers") or "").split())
+        kind: Literal["v1", "v2", "hybrid", "none"]
+        if v1 and unified is not None:
+            kind = "hybrid"
+        elif v1:
+            kind = "v1"
+        elif unified is not None:
+            kind = "v2"
+        else:
+            kind = "none"
+        return Layout(kind, v1, unified, v2)
+
+    def kernel_config(self) -> dict[str, str] | None:
+        """CONFIG_* values from /proc/config.gz or /boot/config-RELEASE, if readable."""
+        raw: str | None = None
+        try:
+            raw = gzip.decompress(self.path("/proc/config.gz").read_bytes()).decode(
+                errors="replace"
+            )
+        except (OSError, EOFError):
+            release = (self.text("/proc/sys/kernel/osrelease") or "").strip()
+            if release:
+                raw = self.text(f"/boot/config-{release}")
+        if raw is None:
+            return None
+        out = {}
+        for line in raw.splitlines():
+            m = re.match(r"(CONFIG_\w+)=(.*)", line)
+            if m:
+                out[m.group(1)] = m.group(2)
+            else:
+                m = re.match(r"# (CONFIG_\w+) is not set", line)
+                if m:
+                    out[m.group(1)] = "n"
+        return out
+
+    def daemon_pid(self) -> int | None:
+        """The libvirtd process: its pid file, else the oldest process named libvirtd."""
+        for pidfile in ("/run/libvirtd.pid", "/var/run/libvirtd.pid"):
+            text = (self.text(pidfile) or "").strip()
+            if text.isdigit() and self._comm(int(text)) == "libvirtd":
+                return int(text)
+        found: list[tuple[int, int]] = []
+        try:
+            entries = list(self.path("/proc").iterdir())
+        except OSError:
+            return None
+        for entry in entries:
+            if entry.name.isdigit() and self._comm(int(entry.name)) == "libvirtd":
+                found.append((self._start_time(int(entry.name)), int(entry.name)))
+        return min(found)[1] if found else None
+
+    def _comm(self, pid: int) -> str:
+        try:
+            return (self.text(f"/proc/{pid}/comm") or "").strip()
+        except OSError:
+            return ""
+
+    def _start_time(self, pid: int) -> int:
+        try:
+            stat = self.text(f"/proc/{pid}/stat") or ""
+        except OSError:
+            return 0
+        # Field 22 (starttime) counts after the ")" that closes the command name.
+        rest = stat.rpartition(")")[2].split()
+        return int(rest[19]) if len(rest) > 19 and rest[19].isdigit() else 0
+
+
+# --- the functional probe ---------------------------------------------------------------
+
+DirOp = Callable[[Path], None]
+
+
+def _default_mkdir(path: Path) -> None:
+    os.mkdir(path)
+
+
+def _default_rmdir(path: Path) -> None:
+    os.rmdir(path)
+
+
+def probe_hierarchy(
+    base: Path, *, mkdir: DirOp = _default_mkdir, rmdir: DirOp = _default_rmdir
+) -> str | None:
+    """Create and remove ``base/lxcvirt-probe-PID-X/nested``; return what failed, or None.
+
+    libvirt makes nested cgroups (machine/NAME.libvirt-lxc) in every mounted hierarchy, so a
+    controller that refuses a nested directory (blkio on some kernels) breaks every start.
+    Everything made here is removed again, also when a step fails.
+    """
+    _sweep_stale(base, rmdir)
+    top = base / f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+    made: list[Path] = []
+    problem: str | None = None
+    try:
+        for d in (top, top / "nested"):
+            try:
+                mkdir(d)
+            except OSError as exc:
+                problem = f"cannot create {d.relative_to(base)}: {exc.strerror or exc}"
+                break
+            made.append(d)
+    finally:
+        for d in reversed(made):
+            try:
+                rmdir(d)
+            except OSError as exc:
+                problem = problem or f"cannot remove {d}: {exc.strerror or exc}"
+    return problem
+
+
+def _sweep_stale(base: Path, rmdir: DirOp) -> None:
+    """Remove probe directories left by a process that was killed mid-probe."""
+    try:
+        entries = [e for e in base.iterdir() if e.name.startswith(PROBE_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(PROBE_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for d in (entry / "nested", entry):
+            with contextlib.suppress(OSError):
+                rmdir(d)
+
+
+# --- the checks -------------------------------------------------------------------------
+
+
+def _required(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (REQUIRED_V2, RECOMMENDED_V2) if kind == "v2" else (REQUIRED_V1, RECOMMENDED_V1)
+
+
+class Checker:
+    """Runs the checks against one root and, optionally, one Host's daemon."""
+
+    def __init__(
+        self,
+        root: str | Path = "/",
+        host: Host | None = None,
+        *,
+        probe: bool = True,
+        mkdir: DirOp = _default_mkdir,
+        rmdir: DirOp = _default_rmdir,
+        daemon_pid: int | None = None,
+        daemon_mountinfo: str | Path | None = None,
+    ) -> None:
+        self.reader = Reader(root)
+        self.host = host
+        self.probe = probe
+        self.mkdir = mkdir
+        self.rmdir = rmdir
+        self._daemon_pid = daemon_pid
+        #: Read the daemon's mounts from this file instead (simulates another namespace).
+        self.daemon_mountinfo = Path(daemon_mountinfo) if daemon_mountinfo else None
+        self.findings: list[Finding] = []
+
+    @property
+    def local(self) -> bool:
+        return self.host is None or self.host.is_local
+
+    def add(self, check: str, level: Level, what: str, why: str = "", fix: str = "",
+            required: bool = False) -> None:
+        self.findings.append(Finding(check, level, what, why, fix, required))
+
+    def run(self, spec: Container | None = None) -> Report:
+        layout = "unknown"
+        if self.local:
+            layout = self._cgroups()
+            self._namespaces()
+        else:
+            uri = self.host.uri if self.host else ""
+            for check in ("cgroup.layout", "daemon.cgroups", "namespaces"):
+                self.add(check, "unknown", f"not checkable on the remote URI {uri}",
+                         "this check reads the host's /proc and /sys", "run lxcvirt check "
+                         "on that host", required=check != "namespaces")
+        if self.host is not None:
+            self._daemon(spec)
+        order = {lv: i for i, lv in enumerate(LEVELS)}
+        ranked = sorted(enumerate(self.findings), key=lambda p: (order[p[1].level], p[0]))
+        return Report(layout, tuple(f for _, f in ranked))
+
+    # cgroups ----------------------------------------------------------------------------
+
+    def _cgroups(self) -> str:
+        r = self.reader
+        mountinfo = r.text("/proc/self/mountinfo")
+        if mountinfo is None:
+            self.add("cgroup.layout", "fail", "no /proc/self/mountinfo",
+                     "the mounts cannot be read", "mount /proc", required=True)
+            return "unknown"
+        subs = r.subsystems()
+        lay = r.layout(parse_mountinfo(mountinfo), subs)
+        if lay.kind == "none":
+            self.add("cgroup.layout", "fail", "no cgroup filesystem is mounted",
+                     "libvirt's LXC driver puts every container in cgroups",
+                     "mount cgroup2 on /sys/fs/cgroup (or the v1 controllers)", required=True)
+            return lay.kind
+        # A hybrid layout is judged where it matters, in libvirtd's namespace (daemon.cgroups).
+        why = ("libvirt 9.0's LXC driver fails on a hybrid layout unless libvirtd runs without "
+               "the cgroup2 mount (see daemon.cgroups)" if lay.kind == "hybrid" else "")
+        self.add("cgroup.layout", "ok", f"cgroup layout {lay.describe()}", why)
+        required, recommended = _required(lay.kind)
+        for ctl in required:
+            self._controller(lay, subs, ctl, required=True)
+        if lay.kind == "v2":
+            self._v2_devices()
+        for ctl in recommended:
+            self._controller(lay, subs, ctl, required=False)
+        if lay.kind == "v2":
+            self._v2_freezer()
+        if self.probe:
+            self._probes(lay)
+        self._daemon_view(lay, subs)
+        return lay.kind
+
+    def _controller(self, lay: Layout, subs: dict[str, Subsystem], ctl: str,
+                    required: bool) -> None:
+        check = f"cgroup.{ctl}"
+        bad: Level = "fail" if required else "warn"
+        role = "required" if required else "recommended"
+        where = lay.where(ctl)
+        if where is not None:
+            self.add(check, "ok", f"{ctl} controller ({role}) at {where}", required=required)
+            return
+        sub = subs.get(ctl)
+        uses = {
+            "memory": "memory limits and accounting", "cpuacct": "CPU accounting",
+            "devices": "the container's device access list", "cpu": "CPU shares and quotas",
+            "freezer": "suspending and stopping containers cleanly",
+            "blkio": "block I/O limits", "io": "block I/O limits",
+        }.get(ctl, "container resource control")
+        why = f"libvirt's LXC driver uses it for {uses}"
+        if sub is not None and not sub.enabled:
+            what = f"{ctl} controller ({role}) is disabled in the kernel"
+            fix = f"remove cgroup_disable={ctl} from the kernel command line"
+        elif sub is None and self.reader.text("/proc/cgroups") is not None:
+            what = f"{ctl} controller ({role}): the kernel does not have it"
+            fix = f"use a kernel built with the {ctl} cgroup controller"
+        elif lay.kind == "v2":
+            what = f"{ctl} controller ({role}) is not in {lay.unified}/cgroup.controllers"
+            fix = (f"enable it for this cgroup (echo +{ctl} > cgroup.subtree_control of the "
+                   "parent), or use a kernel that has it")
+        else:
+            what = f"{ctl} controller ({role}) is not mounted"
+            fix = f"mkdir -p /sys/fs/cgroup/{ctl} && mount -t cgroup -o {ctl} cgroup " \
+                  f"/sys/fs/cgroup/{ctl}"
+        self.add(check, bad, what, why, fix, required=required)
+
+    def _v2_devices(self) -> None:
+        config = self.reader.kernel_config()
+        why = "on cgroup v2 libvirt filters device access with a BPF program"
+        value = None if config is None else config.get("CONFIG_CGROUP_BPF")
+        if value == "y":
+            self.add("cgroup.devices", "ok", "device control through BPF (CONFIG_CGROUP_BPF=y; "
+                     "no devices controller needed on cgroup v2)", required=True)
+        elif config is None:
+            self.add("cgroup.devices", "warn",
+                     "device control through BPF not verified: no kernel config readable",
+                     why, "check that the kernel has CONFIG_CGROUP_BPF=y", required=True)
+        else:
+            self.add("cgroup.devices", "fail", "the kernel has no CONFIG_CGROUP_BPF", why,
+                     "use a kernel built with CONFIG_CGROUP_BPF=y", required=True)
+
+    def _v2_freezer(self) -> None:
+        release = (self.reader.text("/proc/sys/kernel/osrelease") or "").strip()
+        m = re.match(r"(\d+)\.(\d+)", release)
+        if m and (int(m.group(1)), int(m.group(2))) >= (5, 2):
+            self.add("cgroup.freezer", "ok", f"freezing is built into cgroup v2 (cgroup.freeze, "
+                     f"kernel {release})")
+        else:
+            self.add("cgroup.freezer", "warn", f"kernel {release or '(unknown)'} has no cgroup "
+                     "v2 freezer (needs 5.2)", "containers cannot be suspended",
+                     "use Linux 5.2 or later")
+
+    def _probes(self, lay: Layout) -> None:
+        points: dict[str, list[str]] = {}
+        for ctl, mp in lay.v1.items():
+            points.setdefault(mp, []).append(ctl)
+        if lay.kind == "v2" and lay.unified is not None:
+            points[lay.unified] = ["cgroup2"]
+        root_user = os.geteuid() == 0 or self.reader.root != Path("/")
+        for mp, ctls in sorted(points.items()):
+            name = ",".join(sorted(ctls))
+            check = f"cgroup.probe.{name}"
+            if not root_user:
+                self.add(check, "unknown", f"nested cgroup in {mp} not probed",
+                         "creating cgroups needs root", "run lxcvirt check as root")
+                continue
+            problem = probe_hierarchy(self.reader.path(mp), mkdir=self.mkdir, rmdir=self.rmdir)
+            if problem is None:
+                self.add(check, "ok", f"nested cgroup created and removed in {mp}",
+                         required=True)
+            else:
+                self.add(check, "fail", f"{mp} ({name}) refuses nested cgroups: {problem}",
+                         "libvirt creates machine/NAME.libvirt-lxc in every mounted hierarchy, "
+                         "so every start fails",
+                         f"unmount it (umount {mp}) before starting libvirtd", required=True)
+
+    def _daemon_view(self, own: Layout, subs: dict[str, Subsystem]) -> None:
+        """What libvirtd's mount namespace shows (it, not this process, starts containers)."""
+        check = "daemon.cgroups"
+        pid: int | None = None
+        if self.daemon_mountinfo is not None:
+            source = f"a libvirtd with the mounts of {self.daemon_mountinfo}"
+            try:
+                text: str | None = self.daemon_mountinfo.read_text()
+            except OSError as exc:
+                text = None
+                self.add(check, "unknown", f"cannot read {source}: {exc.strerror}")
+                return
+        else:
+            pid = self._daemon_pid if self._daemon_pid is not None else self.reader.daemon_pid()
+            if pid is None:
+                text = None
+                source = "no libvirtd runs here; one started in this mount namespace"
+            else:
+                source = f"libvirtd (pid {pid})"
+                try:
+                    text = self.reader.text(f"/proc/{pid}/mountinfo")
+                except PermissionError:
+                    self.add(check, "unknown", f"cannot read /proc/{pid}/mountinfo",
+                             "only root may read another user's mounts", "run as root",
+                             required=True)
+                    return
+        lay = own if text is None else self.reader.layout(parse_mountinfo(text), subs)
+        if lay.kind == "hybrid" and lay.unified is not None:
+            self.add(check, "fail",
+                     f"{source} sees cgroup2 at {lay.unified} beside the v1 controllers",
+                     "libvirt's LXC driver then fails every start with \"Unable to create "
+                     f"directory {lay.unified}\"", HYBRID_FIX.format(mp=lay.unified),
+                     required=True)
+            return
+        required, _ = _required(lay.kind)
+        missing = [c for c in required if lay.where(c) is None and own.where(c) is not None]
+        if missing:
+            self.add(check, "fail", f"{source} does not see the {', '.join(missing)} "
+                     "controller(s) that this process sees",
+                     "containers get their cgroups in the daemon's mount namespace",
+                     "restart libvirtd where the controllers are mounted", required=True)
+            return
+        hidden = " (its namespace hides the hybrid cgroup2 mount)" if own.kind == "hybrid" else ""
+        self.add(check, "ok", f"{source} sees cgroup layout {lay.kind}{hidden}", required=True)
+
+    # namespaces -------------------------------------------------------------------------
+
+    def _namespaces(self) -> None:
+        for ns in NAMESPACES_REQUIRED + tuple(NAMESPACES_OPTIONAL):
+            have = self.reader.path(f"/proc/self/ns/{ns}").exists() or os.path.lexists(
+                self.reader.path(f"/proc/self/ns/{ns}")
+            )
+            required = ns in NAMESPACES_REQUIRED
+            if have:
+                self.add(f"namespace.{ns}", "ok", f"{ns} namespace", required=required)
+                continue
+            why = NAMESPACES_OPTIONAL.get(ns, "every LXC container runs in one")
+            self.add(f"namespace.{ns}", "fail" if required else "warn",
+                     f"the kernel has no {ns} namespace (/proc/self/ns/{ns} missing)", why,
+                     f"use a kernel with CONFIG_{ns.upper()}_NS=y", required=required)
+        if self.reader.path("/proc/self/ns/user").exists():
+            limit = (self.reader.text("/proc/sys/user/max_user_namespaces") or "").strip()
+            if limit == "0":
+                self.add("namespace.user.limit", "warn", "user namespaces are disabled "
+                         "(max_user_namespaces = 0)", NAMESPACES_OPTIONAL["user"],
+                         "sysctl user.max_user_namespaces=15000")
+
+    # the daemon -------------------------------------------------------------------------
+
+    def _daemon(self, spec: Container | None) -> None:
+        assert self.host is not None
+        host = self.host
+        try:
+            driver = str(host.conn.getType())
+        except LxcvirtError as exc:
+            self.add("daemon.connect", "fail", str(exc), "nothing can start without it",
+                     "start libvirtd (scripts/host-setup)", required=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - libvirtError, converted nowhere else here
+            self.add("daemon.connect", "fail", f"{host.uri}: {exc}", "", "check the URI",
+                     required=True)
+            return
+        if driver.upper() != "LXC":
+            self.add("daemon.connect", "fail", f"{host.uri} is the {driver} driver, not LXC",
+                     "lxcvirt drives libvirt's LXC driver only",
+                     "connect to lxc:/// (or lxc+ssh://HOST/)", required=True)
+            return
+        self.add("daemon.connect", "ok", f"{host.uri} answers with the LXC driver",
+                 required=True)
+        try:
+            emulator = host.emulator()
+        except LxcvirtError as exc:
+            self.add("daemon.emulator", "fail", str(exc), "no LXC guest can be defined",
+                     "install libvirt-daemon-driver-lxc", required=True)
+            return
+        if not host.is_local:
+            self.add("daemon.emulator", "unknown", f"capabilities name the emulator {emulator}; "
+                     "its file is not checkable on a remote URI", required=True)
+        elif os.access(self.reader.path(emulator), os.X_OK):
+            self.add("daemon.emulator", "ok", f"LXC emulator {emulator} (from capabilities)",
+                     required=True)
+        else:
+            self.add("daemon.emulator", "fail", f"capabilities name {emulator}, which is not "
+                     "an executable here", "libvirtd runs it for every container start",
+                     "reinstall libvirt-daemon-driver-lxc", required=True)
+        if spec is not None:
+            self._networks(spec)
+
+    def _networks(self, spec: Container) -> None:
+        from . import _libvirt
+        from .errors import NotFound
+
+        host = self.host
+        assert host is not None
+
+        for iface in spec.interfaces:
+            src = iface.source or ""
+            if iface.type == "network":
+                check = f"network.{src}"
+                try:
+                    net = _libvirt.call(f"looking up network {src}",
+                                        host.conn.networkLookupByName, src)
+                    active = bool(_libvirt.call(f"reading network {src}", net.isActive))
+                except NotFound:
+                    self.add(check, "fail", f"network {src} (used by {spec.name}) is not "
+                             "defined", "the container cannot start without it",
+                             f"virsh net-define a network named {src}")
+                    continue
+                except LxcvirtError as exc:
+                    self.add(check, "fail", str(exc))
+                    continue
+                if active:
+                    self.add(check, "ok", f"network {src} is active")
+                else:
+                    self.add(check, "fail", f"network {src} is defined but not active",
+                             "the container cannot start without it", f"virsh net-start {src}")
+            elif iface.type == "bridge":
+                check = f"bridge.{src}"
+                if not host.is_local:
+                    self.add(check, "unknown", f"bridge {src} not checkable on a remote URI")
+                elif self.reader.path(f"/sys/class/net/{src}/bridge").is_dir():
+                    self.add(check, "ok", f"bridge {src} exists")
+                else:
+                    self.add(check, "fail", f"no bridge {src} on this host",
+                             "the container's interface is attached to it",
+                             f"create it (ip link add {src} type bridge)")
+
+
+def run_checks(
+    host: Host | None = None,
+    *,
+    root: str | Path = "/",
+    spec: Container | str | Path | None = None,
+    probe: bool = True,
+    mkdir: DirOp = _default_mkdir,
+    rmdir: DirOp = _default_rmdir,
+    daemon_pid: int | None = None,
+    daemon_mountinfo: str | Path | None = None,
+) -> Report:
+    """Check the host (and ``host``'s daemon, when given); ``spec`` adds its networks."""
+    container: Container | None = None
+    if spec is not None:
+        from .spec import Container as _Container
+
+        if isinstance(spec, _Container):
+            container = spec
+        else:
+            from .load import load_spec
+
+            container = load_spec(spec)
+    checker = Checker(root, host, probe=probe, mkdir=mkdir, rmdir=rmdir, daemon_pid=daemon_pid,
+                      daemon_mountinfo=daemon_mountinfo)
+    return checker.run(container)
+
+
+# --- enforcement ----------------------------------------------------------------------
+
+_cache: dict[str, Report] = {}
+_cache_lock = threading.Lock()
+
+
+def required_failures(report: Report) -> tuple[Finding, ...]:
+    return tuple(f for f in report.findings if f.required and f.level == "fail")
+
+
+def enforce(host: Host) -> None:
+    """Run the required checks once per process and URI; refuse with the failing finding.
+
+    A remote URI's file checks are "unknown", which does not refuse: only what was seen
+    to fail stops a start.
+    """
+    with _cache_lock:
+        report = _cache.get(host.uri)
+        if report is None:
+            report = run_checks(host)
+            _cache[host.uri] = report
+    failing = required_failures(report)
+    if failing:
+        more = f" (and {len(failing) - 1} more: run lxcvirt check)" if len(failing) > 1 else ""
+        raise HostError(
+            f"host check failed: {failing[0].message}{more}; --no-check skips the checks"
+        )
+
+
+def forget(uris: Iterable[str] | None = None) -> None:
+    """Drop cached results (all, or those of ``uris``) so the next enforce() checks again."""
+    with _cache_lock:
+        if uris is None:
+            _cache.clear()
+        else:
+            for uri in uris:
+                _cache.pop(uri, None)
+
+
+__all__ = [
+    "Checker",
+    "Finding",
+    "Layout",
+    "Level",
+    "Mount",
+    "Report",
+    "enforce",
+    "forget",
+    "parse_mountinfo",
+    "parse_proc_cgroups",
+    "probe_hierarchy",
+    "run_checks",
+]
