@@ -8,6 +8,7 @@ tree in :mod:`lxcvirt.errors`, and every call site raises the result ``from`` th
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ _REFUSED = {
 }
 _UNREACHABLE_CODES = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN}
 _UNREACHABLE_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+_UUID_CLASH = re.compile(r"already (exists|defined) with uuid")
 
 
 def default_uri() -> str:
@@ -71,8 +73,10 @@ def convert(exc: libvirt.libvirtError, doing: str = "") -> LibvirtError:
         cls = DaemonUnreachable
     elif code in _REFUSED:
         cls = Refused
-    elif code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists with uuid" in msg:
-        # virDomainObjListAdd reports a name/uuid clash as a plain operation failure.
+    elif code == libvirt.VIR_ERR_OPERATION_FAILED and _UUID_CLASH.search(msg):
+        # virDomainObjListAdd reports a name/uuid clash as a plain operation failure:
+        # "already exists with uuid" (name taken) or "is already defined with uuid"
+        # (uuid taken by another name).
         cls = AlreadyExists
     else:
         cls = LibvirtError

@@ -1,0 +1,143 @@
+"""libvirt errors become lxcvirt's exception tree in one place (lxcvirt._libvirt).
+
+The mapping itself is pure logic (a table keyed on the error code), checked with made-up
+errors; the daemon part checks that what libvirt really raises lands where we expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import libvirt
+import pytest
+from conftest import busybox_spec
+
+from lxcvirt import _libvirt
+from lxcvirt.errors import (
+    AlreadyExists,
+    DaemonUnreachable,
+    InvalidState,
+    LibvirtError,
+    NotFound,
+    Refused,
+)
+
+DOM = libvirt.VIR_FROM_DOMAIN
+
+
+def fake_error(code: int, domain: int = libvirt.VIR_FROM_LXC, msg: str = "boom") -> Any:
+    exc = libvirt.libvirtError(msg)
+    # The tuple libvirt-python keeps: code, domain, message, level, str1-3, int1-2.
+    exc.err = (code, domain, msg, libvirt.VIR_ERR_ERROR, None, None, None, 0, 0)
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("code", "domain", "msg", "cls"),
+    [
+        pytest.param(libvirt.VIR_ERR_NO_DOMAIN, DOM, "", NotFound, id="no-domain"),
+        pytest.param(libvirt.VIR_ERR_NO_NETWORK, DOM, "", NotFound, id="no-net"),
+        pytest.param(libvirt.VIR_ERR_DOM_EXIST, DOM, "", AlreadyExists, id="exists"),
+        pytest.param(
+            libvirt.VIR_ERR_OPERATION_FAILED,
+            libvirt.VIR_FROM_DOMAIN,
+            "domain 'a' already exists with uuid 1234",
+            AlreadyExists,
+            id="name-taken",
+        ),
+        pytest.param(
+            libvirt.VIR_ERR_OPERATION_FAILED,
+            libvirt.VIR_FROM_DOMAIN,
+            "domain 'a' is already defined with uuid 1234",
+            AlreadyExists,
+            id="uuid-taken",
+        ),
+        pytest.param(
+            libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_FROM_DOMAIN, "", InvalidState, id="state"
+        ),
+        pytest.param(libvirt.VIR_ERR_XML_ERROR, libvirt.VIR_FROM_DOMAIN, "", Refused, id="xml"),
+        pytest.param(
+            libvirt.VIR_ERR_CONFIG_UNSUPPORTED, libvirt.VIR_FROM_LXC, "", Refused, id="unsupported"
+        ),
+        pytest.param(libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_FROM_NONE, "", DaemonUnreachable,
+                     id="no-connect"),
+        pytest.param(libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_RPC, "", DaemonUnreachable,
+                     id="rpc-gone"),
+        pytest.param(libvirt.VIR_ERR_INTERNAL_ERROR, libvirt.VIR_FROM_LXC, "", LibvirtError,
+                     id="internal"),
+        pytest.param(libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_FROM_LXC, "other failure",
+                     LibvirtError, id="failed"),
+    ],
+)
+def test_mapping(code: int, domain: int, msg: str, cls: type[LibvirtError]) -> None:
+    err = _libvirt.convert(fake_error(code, domain, msg or "boom"), "doing it")
+    assert type(err) is cls
+    assert err.code == code
+    assert err.message.startswith("doing it: ")
+
+
+def test_converted_chains_the_original() -> None:
+    original = fake_error(libvirt.VIR_ERR_NO_DOMAIN)
+    with pytest.raises(NotFound) as info, _libvirt.converted("looking"):
+        raise original
+    assert info.value.__cause__ is original
+
+
+# --- what the real daemon raises --------------------------------------------------------
+
+BAD_INIT_XML = """<domain type='lxc'><name>{name}</name><memory>65536</memory>
+<os><type>exe</type><init>/bin/sh</init></os>
+<devices><console type='pty'/><filesystem type='mount'><source dir='/'/>
+<target dir='/'/></filesystem><bogus/></devices></domain>"""
+
+
+def test_daemon_not_found(libvirt_conn: Any) -> None:
+    with pytest.raises(NotFound) as info:
+        _libvirt.call("looking up", libvirt_conn.lookupByName, "lxcvirt-test-no-such-thing")
+    assert isinstance(info.value.__cause__, libvirt.libvirtError)
+
+
+def test_daemon_invalid_state(host: Any, names: Any, busybox_root: Any) -> None:
+    name = names("state")
+    host.define(busybox_spec(name, busybox_root))
+    dom = host.domain(name)
+    with pytest.raises(InvalidState):
+        _libvirt.call("destroying", dom.destroy)
+    assert not dom.isActive()
+
+
+def test_daemon_uuid_taken_is_already_exists(host: Any, names: Any, busybox_root: Any) -> None:
+    first, second = names("uuid1"), names("uuid2")
+    host.define(busybox_spec(first, busybox_root))
+    uuid = host.domain(first).UUIDString()
+    with pytest.raises(AlreadyExists) as info:
+        host.define(replace(busybox_spec(second, busybox_root), uuid=uuid))
+    assert first in str(info.value)
+    assert not host.exists(second)
+
+
+def test_daemon_name_taken_is_already_exists(host: Any, names: Any, busybox_root: Any) -> None:
+    name = names("uuid3")
+    host.define(busybox_spec(name, busybox_root))
+    other = "0c4a3f1e-9d7b-4c55-8a51-3b6f2f6c2a10"
+    with pytest.raises(AlreadyExists) as info:
+        host.define(replace(busybox_spec(name, busybox_root), uuid=other))
+    assert "unchanged" in str(info.value)
+    assert host.domain(name).UUIDString() != other
+
+
+def test_daemon_unknown_element_on_raw_define(libvirt_conn: Any, names: Any) -> None:
+    # lxcvirt validates before defining; straight to libvirt, an unknown device is refused.
+    name = names("rawxml")
+    xml = BAD_INIT_XML.format(name=name).replace("<bogus/>", "<bogus></bogus2>")
+    with pytest.raises(Refused):
+        _libvirt.call("defining", libvirt_conn.defineXML, xml)
+
+
+def test_unreachable_daemon() -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    with pytest.raises(DaemonUnreachable) as info:
+        _libvirt.open_connection("lxc+tcp://127.0.0.1:1/")
+    assert "127.0.0.1" in str(info.value)
+    assert "libvirtd" in str(info.value)
