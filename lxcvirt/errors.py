@@ -20,6 +20,7 @@ Anything else reaching the top is a bug.
     │   ├── Refused                   libvirt refused the definition or operation
     │   └── StartFailed               the container died while starting (carries the log tail)
     ├── ConsoleError                  console attach/lock problems
+    ├── ExecFailed                    exec could not run the command (exit 126/127 or 1)
     ├── LockHeld                      another lxcvirt run holds the lock
     └── PartialFailure                exit 2: a command acting on several did some of it
 """
@@ -169,6 +170,20 @@ class StartFailed(LibvirtError):
 
 class ConsoleError(LxcvirtError):
     kind = "console"
+
+
+class ExecFailed(LxcvirtError):
+    """``exec`` could not run the command in the container.
+
+    Exits like a shell would: 127 when the command is not found, 126 when it cannot be
+    executed, 1 when the container could not be entered (user, working directory...).
+    """
+
+    kind = "exec"
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class LockHeld(LxcvirtError):

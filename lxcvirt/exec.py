@@ -1,10 +1,29 @@
 """Running a command inside a running container, as ``virsh lxc-enter-namespace`` does.
 
-libvirt hands out the container's namespace file descriptors (``lxcOpenNamespace``); we
-fork, join the container's cgroups (``lxcEnterCGroup`` — before entering the mount
-namespace, where it would find no cgroup backend), ``setns`` into each namespace, fork
-again so the command is inside the PID namespace, and exec it with the container's root
-as its root.  The command's exit status becomes ours.
+libvirt hands out the container's namespace file descriptors (``lxcOpenNamespace``).  We
+fork; the child joins the container's cgroups, ``setns``-es into each namespace and forks
+again so the command is inside the PID namespace; the grandchild takes the user, changes
+directory and execs.  The command's exit status becomes ours (128+N when a signal N
+killed it).
+
+Choices, and why:
+
+* Our process runs libvirt's event-loop thread, so a forked child must not call into
+  libvirt (a lock held by that thread at fork time would never be released in the child).
+  Everything libvirt is asked happens before the fork; the children only make system
+  calls.  That rules out ``lxcEnterCGroup`` in the child, so the cgroups are joined by
+  hand: the controller's ``/proc/PID/cgroup`` names them, we write our pid into each
+  one's ``cgroup.procs``.  That is what libvirt does too, except that seen here (libvirt
+  9.0, cgroup v1) ``lxcEnterCGroup`` left the process in the host's ``devices`` and
+  ``cpuacct`` cgroups, outside the container's device whitelist.
+* The user is looked up in the container's own ``/etc/passwd`` and ``/etc/group``, read
+  as files: glibc's NSS would load the container's libnss modules into our process.
+* Failures before the command runs travel back over a close-on-exec pipe, so the caller
+  gets an :class:`ExecFailed` (exit 127 / 126 like a shell, 1 otherwise) rather than a
+  guess from the exit status.
+* Signals: SIGINT and SIGQUIT typed at the terminal reach the command directly (it is in
+  our process group), so we ignore them; SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to us
+  are passed on to the command.
 
 libvirt-python has no ``lxcEnterNamespace`` wrapper and Python 3.11 no ``os.setns``, so
 setns is called through libc.
@@ -14,128 +33,353 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
-import pwd
-import grp
 import signal
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import libvirt
 
 from . import _libvirt
-from .errors import InvalidState, LibvirtError
+from .errors import ExecFailed, InvalidState, LibvirtError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_EXEC_FAILED = 127
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+_SETUP_FAILED = 1
+#: Signals sent to lxcvirt that are passed on to the command.
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: Signals the terminal sends to the whole foreground group: the command gets them itself.
+IGNORED = (signal.SIGINT, signal.SIGQUIT)
 
 
-def _setns(fd: int) -> None:
+# --- what is prepared before the fork (may call libvirt) --------------------------------
+
+
+def _libc_setns() -> Callable[[int, int], int]:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.setns(fd, 0) != 0:
-        err = ctypes.get_errno()
-        # EINVAL: already in that namespace (e.g. the host user namespace of a container
-        # without <idmap>); nothing to do.
-        if err != 22:
-            raise OSError(err, os.strerror(err))
+    fn: Callable[[int, int], int] = libc.setns
+    return fn
 
 
-def _child_env(user: pwd.struct_passwd | None, env: Mapping[str, str]) -> dict[str, str]:
-    out = {"PATH": DEFAULT_PATH, "TERM": os.environ.get("TERM", "dumb"), "container": "lxc-libvirt"}
-    out["HOME"] = user.pw_dir if user else "/root"
-    out["USER"] = out["LOGNAME"] = user.pw_name if user else "root"
+_MOUNT_OPTIONS = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
+                  "clone_children", "noprefix", "xattr", "cpuset_v2_mode"}
+
+
+def _cgroup_mounts(mountinfo: str) -> dict[frozenset[str], str]:
+    """Mount points of cgroup hierarchies, keyed by their controller set.
+
+    cgroup v1 hierarchies are keyed by their controllers (``name=X`` for named ones),
+    the v2 hierarchy by the empty set.  Only mounts of a hierarchy's root count.
+    """
+    out: dict[frozenset[str], str] = {}
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split()
+        rfields = right.split()
+        if len(fields) < 5 or len(rfields) < 3 or fields[3] != "/":
+            continue
+        mountpoint = fields[4].replace("\\040", " ")
+        if rfields[0] == "cgroup2":
+            out.setdefault(frozenset(), mountpoint)
+        elif rfields[0] == "cgroup":
+            ctrls = frozenset(
+                o for o in rfields[2].split(",")
+                if o not in _MOUNT_OPTIONS and not o.startswith("release_agent=")
+            )
+            out.setdefault(ctrls, mountpoint)
+    return out
+
+
+def cgroup_procs_files(pid: int, *, mountinfo: str | None = None,
+                       proc_cgroup: str | None = None) -> list[str]:
+    """The ``cgroup.procs`` files that put a process where ``pid`` is, one per hierarchy.
+
+    Hierarchies not mounted here are left out (nothing to join, nothing to escape).
+    """
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    if proc_cgroup is None:
+        with open(f"/proc/{pid}/cgroup") as f:
+            proc_cgroup = f.read()
+    mounts = _cgroup_mounts(mountinfo)
+    files = []
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
+        key = frozenset(c for c in ctrls.split(",") if c)
+        mountpoint = mounts.get(key)
+        if mountpoint is None:
+            continue
+        files.append(os.path.join(mountpoint, path.lstrip("/"), "cgroup.procs"))
+    return files
+
+
+# --- inside the container (after the fork: system calls only, no libvirt) ---------------
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+    home: str
+    groups: tuple[int, ...]
+
+
+def _read_table(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [ln.rstrip("\n").split(":") for ln in f if ln.strip() and not ln.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def lookup_user(user: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -> Account:
+    """``user`` (a name or a uid) as the container's ``/etc/passwd`` knows it.
+
+    A numeric uid without an entry is allowed (images often run as bare uids): its group
+    is the same number and its home ``/``.
+    """
+    for row in _read_table(passwd):
+        if len(row) < 7:
+            continue
+        if row[0] == user or (user.isdigit() and row[2] == user):
+            name, uid, gid, home = row[0], int(row[2]), int(row[3]), row[5] or "/"
+            break
+    else:
+        if not user.isdigit():
+            raise LookupError(f"no user {user!r} in the container's /etc/passwd")
+        name, uid, gid, home = user, int(user), int(user), "/"
+    groups = {gid}
+    for row in _read_table(group):
+        if len(row) >= 4 and name in row[3].split(",") and row[2].isdigit():
+            groups.add(int(row[2]))
+    return Account(name, uid, gid, home, tuple(sorted(groups)))
+
+
+def child_env(name: str, uuid: str, account: Account | None,
+              env: Mapping[str, str]) -> dict[str, str]:
+    out = {
+        "PATH": DEFAULT_PATH,
+        "TERM": os.environ.get("TERM", "dumb"),
+        "container": "lxc-libvirt",
+        "LIBVIRT_LXC_NAME": name,
+        "LIBVIRT_LXC_UUID": uuid,
+        "HOME": account.home if account else "/root",
+        "USER": account.name if account else "root",
+        "LOGNAME": account.name if account else "root",
+    }
     out.update(env)
     return out
 
 
-def _become(user: str | None) -> pwd.struct_passwd | None:
-    """Switch to ``user`` (name or uid) as the container's /etc/passwd knows it."""
-    if user is None:
-        return None
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    uuid: str
+    argv: tuple[str, ...]
+    user: str | None
+    cwd: str | None
+    env: Mapping[str, str]
+    ns_fds: tuple[int, ...]
+    cgroup_files: tuple[str, ...]
+    setns: Callable[[int, int], int]
+    report_fd: int
+
+
+def _fail(plan: _Plan, code: int, msg: str) -> NoReturn:
     try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError as exc:
-        raise OSError(f"no user {user!r} in the container") from exc
-    groups = [g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem]
-    os.setgroups(groups)
-    os.setgid(entry.pw_gid)
-    os.setuid(entry.pw_uid)
-    return entry
+        os.write(plan.report_fd, f"{code}:{msg}".encode(errors="replace"))
+    finally:
+        os._exit(code)
 
 
-def _report(msg: str) -> None:
-    os.write(2, f"lxcvirt: error: {msg}\n".encode())
-
-
-def _inside(dom: Any, fds: Sequence[int], argv: Sequence[str], user: str | None,
-            cwd: str | None, env: Mapping[str, str]) -> int:
-    """Runs in the forked child: join the container, run the command, return its status."""
-    import libvirt_lxc
-
-    libvirt_lxc.lxcEnterCGroup(dom, 0)
-    for fd in fds:
-        _setns(fd)
-        os.close(fd)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.chdir("/")
-            entry = _become(user)
-            target = cwd or (entry.pw_dir if entry else "/")
+def _intermediate(plan: _Plan) -> NoReturn:
+    """The first child: join the container, fork the command, pass on its status."""
+    try:
+        for sig in IGNORED:
+            signal.signal(sig, signal.SIG_IGN)
+        me = str(os.getpid()).encode()
+        for path in plan.cgroup_files:
             try:
-                os.chdir(target)
-            except OSError as exc:
-                _report(f"cannot change to {target} in the container: {exc.strerror}")
-                os._exit(_EXEC_FAILED)
-            os.execvpe(argv[0], list(argv), _child_env(entry, env))
-        except OSError as exc:
-            _report(f"cannot run {argv[0]} in the container: {exc.strerror or exc}")
-        os._exit(_EXEC_FAILED)
-    return _wait(pid)
+                fd = os.open(path, os.O_WRONLY)
+            except FileNotFoundError:
+                continue  # a hierarchy libvirt made nothing in
+            try:
+                os.write(fd, me)
+            finally:
+                os.close(fd)
+        for fd in plan.ns_fds:
+            if plan.setns(fd, 0) != 0:
+                err = ctypes.get_errno()
+                # EINVAL: already in that namespace (the host user namespace of a
+                # container without <idmap>); nothing to do.
+                if err != errno.EINVAL:
+                    raise OSError(err, os.strerror(err))
+            os.close(fd)
+    except OSError as exc:
+        _fail(plan, _SETUP_FAILED, f"cannot enter {plan.name}: {exc.strerror or exc}")
+    except BaseException as exc:  # noqa: BLE001 - a forked child must never return
+        _fail(plan, _SETUP_FAILED, f"cannot enter {plan.name}: {exc}")
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        _fail(plan, _SETUP_FAILED, f"cannot fork inside {plan.name}: {exc.strerror}")
+    if pid == 0:
+        _command(plan)
+    os.close(plan.report_fd)
+    try:
+        for sig in FORWARDED:
+            signal.signal(sig, lambda s, _f: _kill(pid, s))
+        code = wait_status(pid)
+    except BaseException:  # noqa: BLE001
+        code = _SETUP_FAILED
+    os._exit(code)
 
 
-def _wait(pid: int) -> int:
-    while True:
+def _command(plan: _Plan) -> NoReturn:
+    """The grandchild, inside the PID namespace: become the user, chdir, exec."""
+    try:
+        for sig in (*IGNORED, *FORWARDED):
+            signal.signal(sig, signal.SIG_DFL)
+        os.chdir("/")
+        account = lookup_user(plan.user) if plan.user is not None else None
+        if account is not None:
+            os.setgroups(list(account.groups))
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+        target = plan.cwd or (account.home if account else "/")
         try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
+            os.chdir(target)
+        except OSError as exc:
+            if plan.cwd is not None:
+                _fail(plan, _SETUP_FAILED,
+                      f"cannot change to {target} in {plan.name}: {exc.strerror}")
+            os.chdir("/")
+        os.closerange(3, plan.report_fd)
+        os.closerange(plan.report_fd + 1, 65536)
+        env = child_env(plan.name, plan.uuid, account, plan.env)
+        os.execvpe(plan.argv[0], list(plan.argv), env)
+    except LookupError as exc:
+        _fail(plan, _SETUP_FAILED, str(exc))
+    except OSError as exc:
+        code = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+        what = "command not found" if code == EXIT_NOT_FOUND else exc.strerror
+        _fail(plan, code, f"cannot run {plan.argv[0]} in {plan.name}: {what}")
+    except BaseException as exc:  # noqa: BLE001
+        _fail(plan, _SETUP_FAILED, f"cannot run {plan.argv[0]} in {plan.name}: {exc}")
+
+
+def _kill(pid: int, sig: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def wait_status(pid: int) -> int:
+    """Wait for ``pid``; its exit code, or 128+N when signal N killed it."""
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# --- the caller's side --------------------------------------------------------------------
+
+
+@contextmanager
+def _signals_passed_to(pid: int) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    saved = {}
+    for sig in IGNORED:
+        saved[sig] = signal.signal(sig, signal.SIG_IGN)
+    for sig in FORWARDED:
+        saved[sig] = signal.signal(sig, lambda s, _f: _kill(pid, s))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _read_report(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def run(host: Any, name: str, argv: Sequence[str], *, user: str | None = None,
         cwd: str | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Run ``argv`` inside container ``name`` with our stdio; return its exit status."""
+    """Run ``argv`` inside container ``name`` with our stdio; return its exit status.
+
+    Raises :class:`InvalidState` for a container that is not running and
+    :class:`ExecFailed` when the command could not be started.
+    """
     if not argv:
-        raise InvalidState("exec needs a command to run")
+        raise ExecFailed("exec needs a command to run")
+    if not host.is_local:
+        raise ExecFailed(f"exec needs a daemon on this machine, not {host.uri}")
+    for key in env or {}:
+        if not key or "=" in key or "\0" in key:
+            raise ExecFailed(f"bad environment variable name {key!r}")
     dom = host.domain(name)
-    if not dom.isActive():
+    with _libvirt.converted(f"reading the state of {name}"):
+        active = dom.isActive()
+        ctl_pid = dom.ID() if active else -1
+        uuid = dom.UUIDString()
+    if not active:
         raise InvalidState(f"{name} is not running; start it first")
     import libvirt_lxc
 
     try:
-        fds = libvirt_lxc.lxcOpenNamespace(dom, 0)
+        cgroup_files = cgroup_procs_files(ctl_pid)
+    except OSError as exc:
+        raise InvalidState(f"{name} stopped (its controller process is gone)") from exc
+    try:
+        fds = tuple(libvirt_lxc.lxcOpenNamespace(dom, 0) or ())
     except libvirt.libvirtError as exc:
-        raise _libvirt.convert(exc, f"opening the namespaces of {name}") from exc
+        err = _libvirt.convert(exc, f"opening the namespaces of {name}")
+        if not dom.isActive():
+            raise InvalidState(f"{name} is not running; start it first") from exc
+        raise err from exc
     if not fds:
         raise LibvirtError(f"libvirt gave no namespaces for {name}")
-    # Signals typed at the terminal reach the command (same process group); we only wait.
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    plan = _Plan(name, uuid, tuple(argv), user, cwd, dict(env or {}), fds,
+                 tuple(cgroup_files), _libc_setns(), write_fd)
     try:
         pid = os.fork()
-        if pid == 0:
-            code = _EXEC_FAILED
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = _inside(dom, fds, argv, user, cwd, env or {})
-            except BaseException as exc:  # noqa: BLE001 - the child must never return
-                _report(f"cannot enter {name}: {exc}")
-            finally:
-                os._exit(code)
-        for fd in fds:
+    except OSError:
+        for fd in (*fds, read_fd, write_fd):
             os.close(fd)
-        return _wait(pid)
+        raise
+    if pid == 0:
+        os.close(read_fd)
+        _intermediate(plan)
+    os.close(write_fd)
+    for fd in fds:
+        os.close(fd)
+    try:
+        with _signals_passed_to(pid):
+            report = _read_report(read_fd)
+            code = wait_status(pid)
     finally:
-        signal.signal(signal.SIGINT, old)
+        os.close(read_fd)
+    if report:
+        head, _, msg = report.decode(errors="replace").partition(":")
+        raise ExecFailed(msg, exit_code=int(head) if head.isdigit() else _SETUP_FAILED)
+    return code
