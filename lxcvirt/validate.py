@@ -26,7 +26,7 @@ from lxml import etree
 
 from .errors import Problem, SpecError, ValidationError, XMLError
 from .rendering import resource_dir
-from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS
+from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
 PROFILE_SCHEMA = "lxc-domain.rng"
@@ -108,6 +108,16 @@ def _semantic(root: Any, source: str) -> Iterator[Problem]:
             text = (el.text or "").strip()
             if not text.startswith("/"):
                 yield problem(el, f"the {what} must be an absolute path, got {text!r}")
+    for el in root.findall("os/initarg"):
+        if not el.text:
+            yield problem(el, "an empty <initarg> is refused by libvirt; leave it out")
+    for el in root.findall("os/initenv"):
+        if not el.text:
+            yield problem(el, f"<initenv name='{el.get('name')}'> has no value; libvirt refuses that")
+    for tag in ("os/initenv", "os/inituser", "os/initgroup"):
+        for el in root.findall(tag):
+            if any(c in (el.text or "") for c in UNESCAPED_BY_LIBVIRT):
+                yield problem(el, UNESCAPED_HINT)
     roots = []
     targets: dict[str, Any] = {}
     for fs in root.findall("devices/filesystem"):

@@ -73,7 +73,7 @@ def test_escaping_keeps_data_as_data() -> None:
     assert root.findtext("name") == "o'brien & <co> \"quoted\""
     assert root.findtext("description") == "{{ 7*7 }} {% if true %}x{% endif %} & <b>bold</b>"
     assert [a.text for a in root.findall("os/initarg")] == list(spec.init.args)
-    assert root.find("os/initenv[@name='MARKUP']").text == "<x y='1'>&amp;</x>"
+    assert root.find("os/initenv[@name='QUOTES']").text == "it's \"quoted\" > here"
     assert "49" not in xml
 
 
