@@ -555,6 +555,7 @@ class Checker:
         """What libvirtd's mount namespace shows (it, not this process, starts containers)."""
         check = "daemon.cgroups"
         pid: int | None = None
+        sees = "sees"
         if self.daemon_mountinfo is not None:
             source = f"a libvirtd with the mounts of {self.daemon_mountinfo}"
             try:
@@ -568,6 +569,7 @@ class Checker:
             if pid is None:
                 text = None
                 source = "no libvirtd runs here; one started in this mount namespace"
+                sees = "would see"
             else:
                 source = f"libvirtd (pid {pid})"
                 try:
@@ -580,7 +582,7 @@ class Checker:
         lay = own if text is None else self.reader.layout(parse_mountinfo(text), subs)
         if lay.kind == "hybrid" and lay.unified is not None:
             self.add(check, "fail",
-                     f"{source} sees cgroup2 at {lay.unified} beside the v1 controllers",
+                     f"{source} {sees} cgroup2 at {lay.unified} beside the v1 controllers",
                      "libvirt's LXC driver then fails every start with \"Unable to create "
                      f"directory {lay.unified}\"", HYBRID_FIX.format(mp=lay.unified),
                      required=True)
@@ -588,13 +590,13 @@ class Checker:
         required, _ = _required(lay.kind)
         missing = [c for c in required if lay.where(c) is None and own.where(c) is not None]
         if missing:
-            self.add(check, "fail", f"{source} does not see the {', '.join(missing)} "
+            self.add(check, "fail", f"{source} {sees} no {', '.join(missing)} "
                      "controller(s) that this process sees",
                      "containers get their cgroups in the daemon's mount namespace",
                      "restart libvirtd where the controllers are mounted", required=True)
             return
         hidden = " (its namespace hides the hybrid cgroup2 mount)" if own.kind == "hybrid" else ""
-        self.add(check, "ok", f"{source} sees cgroup layout {lay.kind}{hidden}", required=True)
+        self.add(check, "ok", f"{source} {sees} cgroup layout {lay.kind}{hidden}", required=True)
 
     # namespaces -------------------------------------------------------------------------
 

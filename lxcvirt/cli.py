@@ -381,7 +381,9 @@ def exec_(
 # --- feature commands -----------------------------------------------------------------
 # Larger features keep their (thin) commands in a module of their own, "module:attribute",
 # importing only click at module level so start-up stays fast.
-FEATURE_COMMANDS: list[str] = []
+FEATURE_COMMANDS: list[str] = [
+    "lxcvirt._cli_checks:check",
+]
 
 
 def _register_features() -> None:
