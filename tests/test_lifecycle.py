@@ -1,0 +1,291 @@
+"""The controller (lxcvirt.host.Host) against the real libvirtd: define, start, stop,
+destroy, undefine, status, list — and the ways a start fails."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import STUBBORN_INIT, busybox_spec
+
+from lxcvirt.errors import (
+    AlreadyExists,
+    InvalidState,
+    NotFound,
+    Refused,
+    StartFailed,
+    ValidationError,
+)
+from lxcvirt.host import DEFAULT_SETTLE
+from lxcvirt.spec import Autostart
+
+pytestmark = pytest.mark.daemon
+
+
+def leftovers(name: str) -> list[str]:
+    """What a container leaves on the host while it runs: its libvirt_lxc controller
+    process and its cgroups.  Empty once it is properly shut off."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"libvirt_lxc") for a in argv[:1]) and name.encode() in argv:
+            found.append(f"controller pid {proc.name}")
+    found += [str(d) for d in Path("/sys/fs/cgroup").glob(f"*/machine/*-{name}.libvirt-lxc")]
+    found += [str(d) for d in Path("/sys/fs/cgroup").glob(f"*/machine.slice/*-{name}.scope")]
+    return found
+
+
+# --- start / stop / destroy / undefine --------------------------------------------------
+
+
+def test_start_then_graceful_stop(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("graceful")
+    assert host.define(busybox_spec(name, busybox_root)).action == "created"
+    status = host.start(name)
+    assert status.running and status.reason == "booted"
+    assert status.id is not None and status.id > 0
+    assert leftovers(name)  # the check sees a running container
+    result = host.stop(name)
+    assert result.how == "shut down"
+    after = host.status(name)
+    assert (after.state, after.reason, after.id) == ("shut off", "shutdown", None)
+    assert leftovers(name) == []
+
+
+def test_stop_destroys_after_timeout(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("stubborn")
+    host.define(busybox_spec(name, busybox_root, init=STUBBORN_INIT))
+    host.start(name, settle=0)
+    result = host.stop(name, timeout=0.3)
+    assert result.how == "destroyed after timeout"
+    assert host.status(name).state == "shut off"
+    assert leftovers(name) == []
+
+
+def test_stop_of_stopped_is_success(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("stopped")
+    host.define(busybox_spec(name, busybox_root))
+    assert host.stop(name).how == "already stopped"
+
+
+def test_destroy_forces_and_refuses_a_stopped_one(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    name = names("destroy")
+    host.define(busybox_spec(name, busybox_root))
+    host.start(name, settle=0)
+    assert host.destroy(name).how == "destroyed"
+    status = host.status(name)
+    assert (status.state, status.reason) == ("shut off", "destroyed")
+    with pytest.raises(InvalidState, match="not running"):
+        host.destroy(name)
+
+
+def test_start_twice_is_invalid_state(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("twice")
+    host.define(busybox_spec(name, busybox_root))
+    host.start(name, settle=0)
+    with pytest.raises(InvalidState, match="already running"):
+        host.start(name)
+    host.stop(name)
+
+
+def test_undefine_refuses_running_unless_forced(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    name = names("undef")
+    host.define(busybox_spec(name, busybox_root))
+    host.start(name, settle=0)
+    with pytest.raises(InvalidState, match="--force"):
+        host.undefine(name)
+    assert host.status(name).running
+    host.undefine(name, force=True)
+    assert not host.exists(name)
+    assert leftovers(name) == []
+    with pytest.raises(NotFound, match="list --all"):
+        host.undefine(name)
+
+
+def test_create_defines_and_starts(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("create")
+    result, status = host.create(busybox_spec(name, busybox_root), settle=0)
+    assert result.action == "created" and status.running
+    host.stop(name)
+
+
+# --- define: validation first, idempotency, refusals ------------------------------------
+
+
+def test_define_twice_is_unchanged(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("idem")
+    spec = busybox_spec(name, busybox_root)
+    assert host.define(spec).action == "created"
+    before = host.dumpxml(name, inactive=True)
+    again = host.define(spec)
+    assert (again.action, again.diff) == ("unchanged", "")
+    assert host.dumpxml(name, inactive=True) == before
+
+
+def test_define_changed_memory_shows_diff(host: Any, names: Any, busybox_root: Path) -> None:
+    name = names("memory")
+    host.define(busybox_spec(name, busybox_root, memory="64MiB"))
+    result = host.define(busybox_spec(name, busybox_root, memory="96MiB"))
+    assert result.action == "redefined"
+    assert not result.restart_needed
+    removed = [ln for ln in result.diff.splitlines() if ln.startswith("-  ")]
+    added = [ln for ln in result.diff.splitlines() if ln.startswith("+  ")]
+    assert any("65536" in ln for ln in removed), result.diff
+    assert any("98304" in ln for ln in added), result.diff
+    assert host.status(name).max_memory_kib == 98304
+
+
+def test_redefine_running_says_restart_needed(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    name = names("live")
+    host.define(busybox_spec(name, busybox_root))
+    host.start(name, settle=0)
+    result = host.define(busybox_spec(name, busybox_root, memory="80MiB"))
+    assert result.action == "redefined" and result.restart_needed
+    assert host.status(name).running
+    host.stop(name)
+
+
+def test_define_xml_file_twice_is_unchanged(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    name = names("xmlfile")
+    xml = host.prepare(busybox_spec(name, busybox_root)).xml
+    path = tmp_path / "c.xml"
+    path.write_text(xml)
+    assert host.define(path).action == "created"
+    assert host.define(str(path)).action == "unchanged"
+
+
+def test_refused_redefinition_leaves_old_definition(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    name = names("refused")
+    host.define(busybox_spec(name, busybox_root))
+    before = host.dumpxml(name, inactive=True)
+    # Same name, another uuid: libvirt refuses it.
+    clash = replace(
+        busybox_spec(name, busybox_root, memory="128MiB"),
+        uuid="6b0c3a5e-2f1d-4c7e-9a8b-1d2e3f4a5b6c",
+    )
+    with pytest.raises(AlreadyExists, match="unchanged"):
+        host.define(clash)
+    assert host.dumpxml(name, inactive=True) == before
+
+
+def test_invalid_xml_sends_nothing(host: Any, names: Any, tmp_path: Path) -> None:
+    name = names("invalid")
+    path = tmp_path / "bad.xml"
+    path.write_text(
+        f"<domain type='kvm'><name>{name}</name><memory>65536</memory>"
+        "<os><type>hvm</type></os><devices><console type='pty'/></devices></domain>"
+    )
+    with pytest.raises(ValidationError, match="type='lxc'"):
+        host.define(path)
+    assert not host.exists(name)
+
+
+def test_foreign_emulator_refused_or_rewritten(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    name = names("emulator")
+    xml = host.prepare(busybox_spec(name, busybox_root)).xml
+    path = tmp_path / "c.xml"
+    path.write_text(xml.replace(host.emulator(), "/usr/libexec/libvirt_lxc"))
+    with pytest.raises(Refused) as info:
+        host.define(path)
+    assert host.emulator() in str(info.value) and "--host-emulator" in str(info.value)
+    assert not host.exists(name)
+    assert host.define(path, host_emulator=True).action == "created"
+    assert f"<emulator>{host.emulator()}</emulator>" in host.dumpxml(name, inactive=True)
+    assert host.define(path, host_emulator=True).action == "unchanged"
+
+
+# --- failures during start ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("init", "message", "logged"),
+    [
+        pytest.param(("/bin/no-such-init",), "cannot find init path '/bin/no-such-init'",
+                     "lxcContainerChild", id="init-missing"),
+        pytest.param(("/bin/true",), "init /bin/true exited", "/bin/true", id="init-exits-0"),
+        pytest.param(("/bin/sh", "-c", "echo giving up; exit 3"), "exited", "giving up",
+                     id="init-exits-3"),
+    ],
+)
+def test_start_failure_reports_log_and_leaves_nothing(
+    host: Any,
+    names: Any,
+    busybox_root: Path,
+    init: tuple[str, ...],
+    message: str,
+    logged: str,
+) -> None:
+    name = names("fail")
+    host.define(busybox_spec(name, busybox_root, init=init))
+    # The library's default settle is the CLI's: what a user of `lxcvirt start` gets.
+    assert DEFAULT_SETTLE == 0.5
+    with pytest.raises(StartFailed) as info:
+        host.start(name)
+    err = info.value
+    assert message in str(err)
+    assert logged in err.log_tail
+    assert "container log" in str(err)
+    status = host.status(name)
+    assert (status.state, status.id) == ("shut off", None)
+    assert leftovers(name) == []
+
+
+def test_missing_root_dir_is_refused_before_libvirt_creates_it(
+    host: Any, names: Any, tmp_path: Path
+) -> None:
+    name = names("noroot")
+    root = tmp_path / "no-such-root"
+    host.define(busybox_spec(name, root))
+    with pytest.raises(StartFailed) as info:
+        host.start(name)
+    assert f"root filesystem source {root} does not exist" in str(info.value)
+    assert not root.exists()  # libvirt would have made it, with dev/ proc/ sys/ inside
+    assert host.status(name).state == "shut off"
+    assert leftovers(name) == []
+
+
+# --- status and list ---------------------------------------------------------------------
+
+
+def test_status_and_list(host: Any, names: Any, busybox_root: Path) -> None:
+    up, down = names("up"), names("down")
+    auto = Autostart(auto=True, priority=7, groups=("web",))
+    host.define(busybox_spec(up, busybox_root, autostart=auto))
+    host.define(busybox_spec(down, busybox_root))
+    host.start(up, settle=0)
+    status = host.status(up)
+    assert status.managed and status.autostart == auto
+    data = status.to_dict()
+    assert data["autostart"] == {
+        "auto": True, "priority": 7, "time": 0, "groups": ["web"], "after": [],
+    }
+    assert data["max_memory_kib"] == 65536 and data["state"] == "running"
+    running = {s.name for s in host.list(all=False)}
+    everything = {s.name: s for s in host.list(all=True)}
+    assert up in running and down not in running
+    assert everything[down].state == "shut off" and everything[down].autostart == Autostart()
+    host.stop(up)
+
+
+def test_not_found_names_the_uri(host: Any) -> None:
+    with pytest.raises(NotFound, match="lxc"):
+        host.status("lxcvirt-test-never-defined")
