@@ -105,7 +105,8 @@ class Report:
     @property
     def verdict(self) -> Level:
         levels = {f.level for f in self.findings}
-        for level in ("fail", "warn"):
+        # Not checkable is not passing: a report with unknowns says so in its verdict.
+        for level in ("fail", "warn", "unknown"):
             if level in levels:
                 return level
         return "ok"
