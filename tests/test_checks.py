@@ -167,7 +167,8 @@ def test_real_probe_failure_still_cleans_up() -> None:
 
     before = _probe_dirs()
     report = run_checks(mkdir=refuse_nested)
-    blkio = [f for f in report.findings if f.check.startswith("cgroup.probe.") and "blkio" in f.check]
+    blkio = [f for f in report.findings
+             if f.check.startswith("cgroup.probe.") and "blkio" in f.check]
     if not blkio:
         pytest.skip("blkio is not a v1 hierarchy on this host")
     assert blkio[0].level == "fail"
@@ -298,7 +299,9 @@ def test_cli_check_root(name: str, code: int, tmp_path: Path) -> None:
     assert data["verdict"] == json.loads((root / "expected.json").read_text())["verdict"]
 
 
-def test_cli_check_text_shows_the_remedy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_check_text_shows_the_remedy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from lxcvirt.cli import main
 
     root = tmp_path / "h"
