@@ -1,0 +1,867 @@
+"""``lxcvirt apply``: make one or more hosts match a folder of specs, again and again, safely.
+
+Two phases.  :func:`plan` reads and validates every file for every host and compares each
+wanted definition with what libvirt has stored, changing nothing; one bad file raises and
+nothing is touched.  :func:`apply` then acts item by item through :class:`~lxcvirt.host.Host`
+(define, start, stop, undefine); a failure is recorded and the other containers go on.
+
+libvirt has no "would this definition change anything" call, so the comparison is ours:
+the new XML is filled in with the defaults libvirt adds when it stores a definition
+(``<currentMemory>``, ``<clock offset='utc'>``, ``arch``, ``placement='static'``, a console
+``<target type='lxc'>``, ...), both trees are put in one canonical form, and the two texts
+are compared and diffed.  Anything else the stored definition has and the new one lacks
+counts as a change, so a doubt ends in a redefinition (which :meth:`Host.define` then
+reports truthfully), never in a change left out.
+
+Plan items list their actions: ``create``, ``redefine`` (with a diff), ``autostart`` (only
+lxcvirt's autostart metadata differs), ``restart``, ``start``, ``stop``, ``undefine``
+(``--prune``); an item with no action is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _libvirt
+from .errors import (
+    LxcvirtError,
+    NotFound,
+    Problem,
+    SpecError,
+    StartFailed,
+    ValidationError,
+    XMLError,
+)
+from .host import Host, state_name
+from .inventory import Inventory, load_inventory
+from .metadata import METADATA_KEY, metadata_xml, read_autostart
+from .spec import METADATA_NS, Autostart, Container
+from .validate import check_domain_xml, is_spec_path
+
+CREATE = "create"
+REDEFINE = "redefine"
+AUTOSTART = "autostart"
+RESTART = "restart"
+START = "start"
+STOP = "stop"
+UNDEFINE = "undefine"
+
+_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
+_META_ELEMENT = 2  # libvirt.VIR_DOMAIN_METADATA_ELEMENT
+_AFFECT_LIVE = 1  # libvirt.VIR_DOMAIN_AFFECT_LIVE
+
+# --- reading the files ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file of the apply set: a spec or a domain XML file, read and checked offline."""
+
+    path: str
+    name: str
+    state: str
+    hosts: tuple[str, ...]
+    spec: Container | None
+
+
+def collect_files(paths: Iterable[str | Path], *, skip: Iterable[Path] = ()) -> list[Path]:
+    """The spec (``*.toml``) and XML (``*.xml``) files named, folders read one level deep."""
+    skipped = {p.resolve() for p in skip}
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir()
+                if f.is_file() and f.suffix in (".toml", ".xml") and f.resolve() not in skipped
+            )
+            if not found:
+                raise SpecError("", "no spec (*.toml) or domain XML (*.xml) files here",
+                                source=str(p))
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise SpecError("", "no such file or folder", source=str(p))
+    unique: dict[Path, Path] = {}
+    for f in out:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
+
+
+def read_source(path: Path) -> Source:
+    """Load one file; raises SpecError / XMLError / ValidationError naming it."""
+    if is_spec_path(path):
+        from .load import load_spec
+
+        spec = load_spec(path)
+        return Source(str(path), spec.name, spec.state, spec.hosts, spec)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise XMLError(f"{path}: cannot read: {exc.strerror}") from exc
+    checked = check_domain_xml(data, str(path))
+    return Source(str(path), checked.name, "running", (), None)
+
+
+def _problems(path: str, exc: LxcvirtError) -> list[Problem]:
+    if isinstance(exc, ValidationError):
+        return list(exc.problems)
+    msg = exc.message
+    for prefix in (f"{path}: ", f"{path}:"):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+            break
+    return [Problem(path, None, None, msg)]
+
+
+# --- comparing definitions -----------------------------------------------------------
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _kib(text: str | None, unit: str | None) -> str | None:
+    from ._units import UnitError, parse_kib
+
+    try:
+        return str(parse_kib(f"{(text or '').strip()}{unit or ''}"))
+    except UnitError:
+        return None
+
+
+# Elements whose text and unit attribute are a size (libvirt's scaled integers).
+_SIZED = {"memory", "currentMemory", "maxMemory", "memtune/hard_limit", "memtune/soft_limit",
+          "memtune/swap_hard_limit", "memtune/min_guarantee"}
+# Text compared exactly; every other leaf's text is compared stripped.
+_EXACT_TEXT = {"description", "title", "os/initarg", "os/initenv"}
+
+
+def _normalise(el: Any, path: str = "") -> None:
+    """In place: drop comments and layout whitespace, write sizes in KiB."""
+    for child in list(el):
+        if not isinstance(child.tag, str):  # a comment or processing instruction
+            el.remove(child)
+    if len(el):
+        el.text = None
+    elif path not in _EXACT_TEXT and el.text is not None:
+        el.text = el.text.strip() or None
+    el.tail = None
+    if path in _SIZED:
+        kib = _kib(el.text, el.get("unit"))
+        if kib is not None:
+            el.text, el.attrib["unit"] = kib, "KiB"
+    if path == "devices/filesystem/source" and el.get("usage") is not None:
+        kib = _kib(el.get("usage"), el.get("units"))
+        if kib is not None:
+            el.attrib["usage"], el.attrib["units"] = kib, "KiB"
+    for child in el:
+        _normalise(child, f"{path}/{_local(child.tag)}" if path else _local(child.tag))
+
+
+# Attributes libvirt writes when a definition leaves them out: (path, attribute) -> test.
+_DEFAULT_ATTRS: dict[tuple[str, str], Callable[[str], bool]] = {
+    ("vcpu", "placement"): lambda v: v == "static",
+    ("os/type", "arch"): lambda v: True,  # the host's architecture
+    ("devices/filesystem", "accessmode"): lambda v: v == "passthrough",
+    ("devices/filesystem", "type"): lambda v: v == "mount",
+    ("devices/console", "type"): lambda v: v == "pty",
+    ("devices/interface/source", "portgroup"): lambda v: False,
+}
+
+
+# Elements libvirt writes with these values when a definition leaves them out.
+_DEFAULT_TEXT = {
+    "vcpu": "1",
+    "on_poweroff": "destroy",
+    "on_reboot": "restart",
+    "on_crash": "destroy",
+}
+
+
+def _default_child(path: str, el: Any, new_root: Any) -> bool:
+    """Is the stored-only element ``el`` at ``path`` what libvirt adds by itself?"""
+    if path in _DEFAULT_TEXT:
+        return len(el) == 0 and (el.text or "").strip() == _DEFAULT_TEXT[path]
+    if path == "clock":
+        return bool(el.get("offset") == "utc" and len(el) == 0)
+    if path == "devices/console/target":
+        return bool(el.get("type") == "lxc")
+    if path == "devices/emulator":
+        return True  # a definition without one gets the host's
+    if path == "resource":
+        return [c.text for c in el] == ["/machine"]
+    if path == "seclabel":
+        return bool(el.get("type") in ("none", "dynamic"))
+    return False
+
+
+def _merge_defaults(new: Any, stored: Any, new_root: Any, path: str = "") -> None:
+    for key, value in stored.attrib.items():
+        test = _DEFAULT_ATTRS.get((path, key))
+        if key not in new.attrib and test is not None and test(value):
+            new.set(key, value)
+    new_tags: dict[str, list[Any]] = {}
+    for child in new:
+        new_tags.setdefault(child.tag, []).append(child)
+    stored_tags: dict[str, list[Any]] = {}
+    for child in stored:
+        stored_tags.setdefault(child.tag, []).append(child)
+    for tag, stored_children in stored_tags.items():
+        sub = f"{path}/{_local(tag)}" if path else _local(tag)
+        mine = new_tags.get(tag, [])
+        for n, s in zip(mine, stored_children, strict=False):
+            _merge_defaults(n, s, new_root, sub)
+        if not mine:
+            for s in stored_children:
+                if _default_child(sub, s, new_root):
+                    new.append(copy.deepcopy(s))
+    # libvirt writes elements in its own order; follow the stored one, same-tag order kept.
+    order = {tag: i for i, tag in enumerate(stored_tags)}
+    children = list(new)
+    children.sort(key=lambda c: order.get(c.tag, len(order)))
+    for c in children:
+        new.append(c)  # re-appending moves it
+
+
+def canonical(root: Any) -> str:
+    """A domain tree as text in one stable layout (after :func:`_normalise`)."""
+    from lxml import etree
+
+    tree = copy.deepcopy(root)
+    etree.indent(tree, space="  ")
+    return str(etree.tostring(tree, encoding="unicode")) + "\n"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What redefining a stored domain with a new XML would change."""
+
+    changed: bool
+    autostart_only: bool
+    diff: str
+
+
+def compare(name: str, stored_xml: str, new_root: Any) -> Comparison:
+    """Compare libvirt's stored (inactive) XML with a new, validated definition."""
+    from .validate import parse_xml
+
+    stored = parse_xml(stored_xml, f"{name} (defined)")
+    _normalise(stored)
+    expected = copy.deepcopy(new_root)
+    _normalise(expected)
+    memory = expected.find("memory")
+    if memory is not None and expected.find("currentMemory") is None:
+        # libvirt sets the current balloon to <memory> when a definition gives none.
+        current = copy.deepcopy(memory)
+        current.tag = "currentMemory"
+        memory.addnext(current)
+    _merge_defaults(expected, stored, expected)
+    before, after = canonical(stored), canonical(expected)
+    if before == after:
+        return Comparison(False, False, "")
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"{name} (defined)",
+            f"{name} (new)",
+        )
+    )
+    for tree in (stored, expected):
+        for meta in tree.findall("metadata"):
+            tree.remove(meta)
+    autostart_only = canonical(stored) == canonical(expected)
+    return Comparison(True, autostart_only, diff)
+
+
+def _fill_identity(root: Any, stored_xml: str) -> bool:
+    """Give a domain XML file that leaves out its UUID or interface MACs the stored ones.
+
+    Without this, libvirt would make up new ones at every apply (a random MAC each time, or
+    a UUID that clashes with the defined domain's).  Returns True when something was added.
+    """
+    from lxml import etree
+
+    from .validate import parse_xml
+
+    stored = parse_xml(stored_xml, "stored")
+    added = False
+    if root.find("uuid") is None and stored.find("uuid") is not None:
+        uuid = etree.Element("uuid")
+        uuid.text = stored.findtext("uuid")
+        name = root.find("name")
+        (name.addnext(uuid) if name is not None else root.insert(0, uuid))
+        added = True
+    old_ifs = stored.findall("devices/interface")
+    for i, itf in enumerate(root.findall("devices/interface")):
+        if itf.find("mac") is None and i < len(old_ifs):
+            mac = old_ifs[i].find("mac")
+            if mac is not None and old_ifs[i].get("type") == itf.get("type"):
+                itf.insert(0, copy.deepcopy(mac))
+                added = True
+    return added
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """What apply will do to one container on one host."""
+
+    host: str
+    name: str
+    source: str | None  # the file; None for a container only --prune knows of
+    current: str  # "absent", "running", "shut off", ...
+    wanted: str  # "running" | "stopped" | "defined" | "absent"
+    actions: tuple[str, ...] = ()
+    diff: str = ""
+    restart_needed: bool = False
+    autostart: Autostart | None = None
+    xml: str = field(default="", repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    def describe(self) -> str:
+        words = list(self.actions) or ["unchanged"]
+        if self.restart_needed:
+            words.append("restart needed")
+        return ", ".join(words)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "name": self.name,
+            "source": self.source,
+            "current": self.current,
+            "wanted": self.wanted,
+            "actions": list(self.actions),
+            "changed": self.changed,
+            "restart_needed": self.restart_needed,
+            "diff": self.diff,
+        }
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """The plan for one host; ``error`` when the host could not be read."""
+
+    host: str
+    uri: str
+    items: tuple[PlanItem, ...]
+    error: str | None = None
+    local: bool = True
+    target: Host | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return any(i.changed for i in self.items)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "uri": self.uri,
+            "local": self.local,
+            "error": self.error,
+            "plan": [i.to_dict() for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything apply will do, per host; nothing has been changed yet."""
+
+    hosts: tuple[HostPlan, ...]
+    files: tuple[str, ...]
+    prune: bool = False
+    restart: bool = False
+    _owned: tuple[Host, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return any(h.changed for h in self.hosts)
+
+    @property
+    def items(self) -> list[PlanItem]:
+        return [i for h in self.hosts for i in h.items]
+
+    def close(self) -> None:
+        """Close the connections :func:`plan` opened itself."""
+        for h in self._owned:
+            h.close()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "files": list(self.files),
+            "changed": self.changed,
+            "hosts": [h.to_dict() for h in self.hosts],
+        }
+
+
+def _plan_one(
+    target: Host, host_name: str, src: Source, *, restart: bool, host_emulator: bool
+) -> PlanItem:
+    prepared = target.prepare(
+        src.spec if src.spec is not None else Path(src.path), host_emulator=host_emulator
+    )
+    new_root, xml = prepared.root, prepared.xml
+    wanted = src.state
+    autostart = read_autostart(new_root)
+    try:
+        dom = target.domain(src.name)
+    except NotFound:
+        first = (CREATE, START) if wanted == "running" else (CREATE,)
+        return PlanItem(host_name, src.name, src.path, "absent", wanted, first,
+                        autostart=autostart, xml=xml)
+    with _libvirt.converted(f"reading {src.name}"):
+        stored_xml = str(dom.XMLDesc(_INACTIVE))
+        state = int(dom.state()[0])
+        active = bool(dom.isActive())
+        persistent = bool(dom.isPersistent())
+    if src.spec is None and _fill_identity(new_root, stored_xml):
+        from lxml import etree
+
+        xml = etree.tostring(new_root, encoding="unicode")
+    cmp = compare(src.name, stored_xml, new_root)
+    actions: list[str] = []
+    restart_needed = False
+    if cmp.changed or not persistent:
+        actions.append(AUTOSTART if cmp.autostart_only and persistent else REDEFINE)
+    if active and wanted == "stopped":
+        actions.append(STOP)
+    elif not active and wanted == "running":
+        actions.append(START)
+    elif active and REDEFINE in actions:
+        if restart:
+            actions.append(RESTART)
+        else:
+            restart_needed = True
+    return PlanItem(host_name, src.name, src.path, state_name(state), wanted, tuple(actions),
+                    cmp.diff, restart_needed, autostart, xml)
+
+
+def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None) -> list[PlanItem]:
+    items = []
+    for st in target.list(all=True):
+        if not st.managed or st.name in keep:
+            continue
+        if match is not None and not fnmatch.fnmatchcase(st.name, match):
+            continue
+        actions = ((STOP,) if st.running or st.id is not None else ()) + (UNDEFINE,)
+        items.append(PlanItem(host_name, st.name, None, st.state, "absent", actions))
+    return items
+
+
+def _targets(
+    uri: str | None,
+    inventory: Inventory | str | Path | None,
+    select: Sequence[str],
+) -> tuple[list[tuple[str, str]], Inventory | None]:
+    inv = inventory
+    if inv is not None and not isinstance(inv, Inventory):
+        inv = load_inventory(inv)
+    if inv is not None:
+        if uri is not None:
+            raise SpecError("", "give either a URI (-c) or an inventory, not both")
+        return inv.select(select), inv
+    if select:
+        from .inventory import is_uri
+
+        bad = [s for s in select if not is_uri(s)]
+        if bad:
+            raise SpecError("", f"host {bad[0]!r} needs an inventory (--inventory FILE) "
+                            "or write it as a libvirt URI")
+        return [(s, s) for s in dict.fromkeys(select)], None
+    u = uri or _libvirt.default_uri()
+    return [(u, u)], None
+
+
+def plan(
+    paths: Iterable[str | Path],
+    *,
+    uri: str | None = None,
+    inventory: Inventory | str | Path | None = None,
+    select: Sequence[str] = (),
+    hosts: Mapping[str, Host] | None = None,
+    prune: bool = False,
+    prune_match: str | None = None,
+    restart: bool = False,
+    host_emulator: bool = False,
+) -> Plan:
+    """Read, validate and compare; change nothing.
+
+    Targets: ``hosts`` (name -> :class:`Host`, used as given), else the ``select``ed hosts
+    of ``inventory`` (all of them by default), else ``select`` as URIs, else ``uri``.
+    Raises :class:`ValidationError` (every bad file, by name) before any host is asked to
+    change anything; a host that cannot be reached gets a :class:`HostPlan` with ``error``.
+    """
+    inv: Inventory | None = None
+    owned: list[Host] = []
+    if hosts is not None:
+        chosen = [(n, h.uri) for n, h in hosts.items()]
+        targets = dict(hosts)
+    else:
+        pairs, inv = _targets(uri, inventory, select)
+        chosen = pairs
+        targets = {}
+    skip = [Path(inv.source)] if inv is not None and inv.source != "<inventory>" else []
+    files = collect_files(paths, skip=skip)
+    problems: list[Problem] = []
+    sources: list[Source] = []
+    for f in files:
+        try:
+            sources.append(read_source(f))
+        except LxcvirtError as exc:
+            problems.extend(_problems(str(f), exc))
+    host_names = [n for n, _ in chosen]
+    per_host: dict[str, list[Source]] = {n: [] for n in host_names}
+    seen: dict[tuple[str, str], str] = {}
+    for src in sources:
+        if src.hosts and inv is None and hosts is None:
+            problems.append(Problem(src.path, None, None,
+                                    f"hosts: names hosts {', '.join(src.hosts)}; "
+                                    "pass an inventory (--inventory FILE) that defines them"))
+            continue
+        known = inv.names if inv is not None else tuple(host_names)
+        unknown = [h for h in src.hosts if h not in known]
+        if unknown:
+            problems.append(Problem(src.path, None, None,
+                                    f"hosts: {unknown[0]!r} is not in the inventory "
+                                    f"(known: {', '.join(known)})"))
+            continue
+        for h in src.hosts or host_names:
+            if h not in per_host:
+                continue  # a host not selected this run
+            other = seen.get((h, src.name))
+            if other is not None:
+                problems.append(Problem(src.path, None, None,
+                                        f"container {src.name!r} is also defined by {other}"))
+                continue
+            seen[(h, src.name)] = src.path
+            per_host[h].append(src)
+    if problems:
+        raise ValidationError(problems)
+
+    def plan_host(name: str, host_uri: str) -> HostPlan:
+        target = targets.get(name)
+        if target is None:
+            target = Host(host_uri)
+            owned.append(target)
+        items: list[PlanItem] = []
+        try:
+            for src in per_host[name]:
+                try:
+                    items.append(_plan_one(target, name, src, restart=restart,
+                                           host_emulator=host_emulator))
+                except (SpecError, XMLError) as exc:
+                    problems.extend(_problems(src.path, exc))
+                except LxcvirtError as exc:
+                    if exc.kind in ("refused",):  # e.g. an emulator this host has not
+                        problems.extend(_problems(src.path, exc))
+                    else:
+                        raise
+            if prune:
+                keep = {s.name for s in per_host[name]}
+                items.extend(_plan_prune(target, name, keep, prune_match))
+        except LxcvirtError as exc:
+            return HostPlan(name, host_uri, (), str(exc).splitlines()[0],
+                            target.is_local, target)
+        return HostPlan(name, host_uri, tuple(items), None, target.is_local, target)
+
+    if len(chosen) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+            host_plans = list(pool.map(lambda p: plan_host(*p), chosen))
+    else:
+        host_plans = [plan_host(n, u) for n, u in chosen]
+    if problems:
+        for opened in owned:
+            opened.close()
+        raise ValidationError(problems)
+    return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, tuple(owned))
+
+
+# --- acting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What apply did to one container: ``done`` lists what happened, in order."""
+
+    host: str
+    name: str
+    planned: tuple[str, ...]
+    done: tuple[str, ...]
+    error: str | None = None
+    restart_needed: bool = False
+    diff: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def describe(self) -> str:
+        words = list(self.done) or ["unchanged"]
+        if self.restart_needed:
+            words.append("restart needed")
+        text = ", ".join(words)
+        if self.error is not None:
+            text = f"FAILED: {self.error}" if not self.done else f"{text}; FAILED: {self.error}"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "name": self.name,
+            "planned": list(self.planned),
+            "done": list(self.done),
+            "ok": self.ok,
+            "error": self.error,
+            "restart_needed": self.restart_needed,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """The plan and what happened; ``exit_code`` is 0, or 2 when anything failed."""
+
+    plan: Plan
+    results: tuple[ItemResult, ...]
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def host_errors(self) -> list[HostPlan]:
+        return [h for h in self.plan.hosts if h.error is not None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.host_errors
+
+    @property
+    def changed(self) -> bool:
+        return any(r.done for r in self.results) if not self.dry_run else self.plan.changed
+
+    @property
+    def exit_code(self) -> int:
+        from .errors import EXIT_OK, EXIT_PARTIAL
+
+        return EXIT_OK if self.ok else EXIT_PARTIAL
+
+    def to_dict(self) -> dict[str, object]:
+        by_host: dict[str, list[dict[str, object]]] = {}
+        for r in self.results:
+            by_host.setdefault(r.host, []).append(r.to_dict())
+        hosts = []
+        for h in self.plan.hosts:
+            d = h.to_dict()
+            d["results"] = by_host.get(h.host, [])
+            hosts.append(d)
+        return {
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "files": list(self.plan.files),
+            "hosts": hosts,
+        }
+
+
+def set_live_autostart(target: Host, name: str, autostart: Autostart) -> None:
+    """Write autostart settings into a running container's live definition too.
+
+    A redefinition changes the persistent config only; without this, ``status`` (which
+    reads the live XML) shows the old settings until the next start.
+    """
+    from importlib import import_module
+
+    try:
+        setter = getattr(import_module(".autostart", __package__), "set_live", None)
+    except ImportError:  # lxcvirt.autostart is not there: set the metadata here
+        setter = None
+    if setter is not None:
+        setter(target, name, autostart)
+        return
+    dom = target.domain(name)
+    _libvirt.call(
+        f"setting the live autostart settings of {name}",
+        dom.setMetadata,
+        _META_ELEMENT,
+        _default_namespace(metadata_xml(autostart)),
+        METADATA_KEY,
+        METADATA_NS,
+        _AFFECT_LIVE,
+    )
+
+
+def _default_namespace(xml: str) -> str:
+    """Our metadata element with its namespace as the default one, no prefix.
+
+    virDomainSetMetadata declares the key as a prefix on the element it is given and fails
+    ("failed to create a new XML namespace") when that prefix is declared already; with a
+    default namespace the children stay in our namespace and the prefix is free.
+    """
+    from lxml import etree
+
+    def rebuild(el: Any) -> Any:
+        new = etree.Element(el.tag, dict(el.attrib), nsmap={None: METADATA_NS})
+        for child in el:
+            if isinstance(child.tag, str):
+                new.append(rebuild(child))
+        return new
+
+    return str(etree.tostring(rebuild(etree.fromstring(xml)), encoding="unicode"))
+
+
+def _act(
+    target: Host, item: PlanItem, *, check: bool, timeout: float
+) -> tuple[ItemResult, bool]:
+    """Carry out one item; returns the result and whether it was started here."""
+    done: list[str] = []
+    diff = ""
+    restart_needed = item.restart_needed
+    started = False
+    try:
+        for action in item.actions:
+            if action in (CREATE, REDEFINE, AUTOSTART):
+                res = target.define(item.xml)
+                diff = res.diff
+                if res.action == "redefined" and action == AUTOSTART:
+                    done.append("autostart updated")
+                    if res.restart_needed and item.autostart is not None:
+                        set_live_autostart(target, item.name, item.autostart)
+                else:
+                    done.append(res.action)
+            elif action == RESTART:
+                target.stop(item.name, timeout=timeout)
+                target.start(item.name, check=check)
+                done.append("restarted")
+                restart_needed = False
+                started = True
+            elif action == STOP:
+                how = target.stop(item.name, timeout=timeout).how
+                done.append("stopped" if how == "shut down" else how)
+            elif action == START:
+                target.start(item.name, check=check)
+                done.append("started")
+                started = True
+            elif action == UNDEFINE:
+                target.undefine(item.name, force=True, timeout=timeout)
+                done.append("undefined")
+    except LxcvirtError as exc:
+        return ItemResult(item.host, item.name, item.actions, tuple(done), str(exc),
+                          restart_needed, diff), False
+    return ItemResult(item.host, item.name, item.actions, tuple(done), None,
+                      restart_needed, diff), started
+
+
+def _settle(target: Host, results: list[ItemResult], started: list[int], settle: float) -> None:
+    """Watch the containers started here for ``settle`` seconds, all at once: an init that
+    exits at once makes libvirt's create() succeed all the same."""
+    if settle <= 0 or not started:
+        return
+    threading.Event().wait(settle)
+    for i in started:
+        r = results[i]
+        try:
+            alive = bool(target.domain(r.name).isActive())
+        except LxcvirtError:
+            alive = False
+        if not alive:
+            err = StartFailed(f"{r.name} stopped right after it started: its init exited",
+                              log_tail=target.log_tail(r.name))
+            results[i] = ItemResult(r.host, r.name, r.planned, r.done, str(err),
+                                    r.restart_needed, r.diff)
+
+
+def _apply_host(hp: HostPlan, *, check: bool, settle: float, timeout: float) -> list[ItemResult]:
+    if hp.error is not None or hp.target is None:
+        return []
+    target = hp.target
+    results: list[ItemResult] = []
+    started: list[int] = []
+    for item in hp.items:
+        if not item.changed:
+            results.append(ItemResult(item.host, item.name, (), (), None, item.restart_needed))
+            continue
+        res, was_started = _act(target, item, check=check, timeout=timeout)
+        if was_started:
+            started.append(len(results))
+        results.append(res)
+    _settle(target, results, started, settle)
+    return results
+
+
+def apply(
+    the_plan: Plan,
+    *,
+    check: bool = True,
+    settle: float = 0.5,
+    timeout: float = 30.0,
+) -> ApplyResult:
+    """Carry out a plan.  Each container's failure is recorded and the others go on.
+
+    ``check`` runs the host's required checks before the first start on each host;
+    ``settle`` seconds are watched, once per host after all its starts, for inits that exit
+    at once; ``timeout`` bounds each graceful stop before it turns into a destroy.
+    """
+    hps = list(the_plan.hosts)
+    if len(hps) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(hps))) as pool:
+            per = list(pool.map(
+                lambda hp: _apply_host(hp, check=check, settle=settle, timeout=timeout), hps))
+    else:
+        per = [_apply_host(hp, check=check, settle=settle, timeout=timeout) for hp in hps]
+    return ApplyResult(the_plan, tuple(r for rs in per for r in rs))
+
+
+def dry_run(the_plan: Plan) -> ApplyResult:
+    """The plan as a result with nothing done (``--dry-run``)."""
+    return ApplyResult(the_plan, (), dry_run=True)
+
+
+def run(
+    paths: Iterable[str | Path],
+    *,
+    uri: str | None = None,
+    inventory: str | Path | None = None,
+    select: Sequence[str] = (),
+    dry_run_only: bool = False,
+    prune: bool = False,
+    prune_match: str | None = None,
+    restart: bool = False,
+    host_emulator: bool = False,
+    check: bool = True,
+    settle: float = 0.5,
+    timeout: float = 30.0,
+) -> ApplyResult:
+    """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does."""
+    with plan(
+        paths, uri=uri, inventory=inventory, select=select, prune=prune,
+        prune_match=prune_match, restart=restart, host_emulator=host_emulator,
+    ) as p:
+        if dry_run_only:
+            return dry_run(p)
+        return apply(p, check=check, settle=settle, timeout=timeout)
