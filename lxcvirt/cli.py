@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,8 @@ from .errors import EXIT_ERROR, LxcvirtError
 
 if TYPE_CHECKING:
     from .host import Host
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class State:
@@ -194,8 +196,8 @@ start_options = [
 ]
 
 
-def _with(options: list[Any]) -> Any:
-    def deco(fn: Any) -> Any:
+def _with(options: list[Any]) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
         for opt in reversed(options):
             fn = opt(fn)
         return fn
@@ -386,6 +388,7 @@ def exec_(
 # importing only click at module level so start-up stays fast.
 FEATURE_COMMANDS: list[str] = [
     "lxcvirt._cli_checks:check",
+    "lxcvirt._cli_apply:apply",
 ]
 
 

@@ -295,7 +295,9 @@ class Autostart:
         if len(set(groups)) != len(groups):
             raise SpecError("autostart.groups", "a group is listed twice")
         object.__setattr__(self, "groups", groups)
-        after = tuple(check_name(a, "autostart.after") for a in _tuple("autostart.after", self.after))
+        after = tuple(
+            check_name(a, "autostart.after") for a in _tuple("autostart.after", self.after)
+        )
         object.__setattr__(self, "after", after)
 
 

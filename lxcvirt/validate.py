@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -113,7 +113,8 @@ def _semantic(root: Any, source: str) -> Iterator[Problem]:
             yield problem(el, "an empty <initarg> is refused by libvirt; leave it out")
     for el in root.findall("os/initenv"):
         if not el.text:
-            yield problem(el, f"<initenv name='{el.get('name')}'> has no value; libvirt refuses that")
+            name = el.get("name")
+            yield problem(el, f"<initenv name='{name}'> has no value; libvirt refuses that")
     for tag in ("os/initenv", "os/inituser", "os/initgroup"):
         for el in root.findall(tag):
             if any(c in (el.text or "") for c in UNESCAPED_BY_LIBVIRT):
@@ -201,7 +202,7 @@ _DEVICE_HINT = "the LXC driver takes filesystem, interface, hostdev, disk and co
 # RelaxNG's messages, said in words a user can act on.  libxml2 reports a failure once
 # where it happened and again for every enclosing element ("failed to validate
 # content"); those echoes are dropped when a more specific message exists.
-_REWRITES = (
+_REWRITES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"^Element devices has extra content: (\S+)"),
      lambda m: f"<{m.group(1)}> is not a device libvirt's LXC driver supports ({_DEVICE_HINT})"),
     (re.compile(r"^Element (\S+) has extra content: (\S+)"),

@@ -11,6 +11,7 @@ test processes that died (their pid is gone) are removed at session start.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -56,10 +57,8 @@ def _remove(conn: Any, name: str) -> None:
             dom.destroy()
     except libvirt.libvirtError:
         pass
-    try:
+    with contextlib.suppress(libvirt.libvirtError):
         dom.undefine()
-    except libvirt.libvirtError:
-        pass
 
 
 def _pid_alive(pid: int) -> bool:

@@ -76,9 +76,9 @@ def test_golden_xml_defines_and_reads_back(
     expected = _facts(ours)
     got = _facts(back)
     # libvirt gives an interface without a MAC one of its own.
+    pairs = zip(got["interfaces"], expected["interfaces"], strict=True)  # type: ignore[call-overload]
     got["interfaces"] = [
-        (t, mac if want[1] else None, src, guest)
-        for (t, mac, src, guest), want in zip(got["interfaces"], expected["interfaces"], strict=True)  # type: ignore[call-overload]
+        (t, mac if want[1] else None, src, dev) for (t, mac, src, dev), want in pairs
     ]
     assert got == expected
     assert back.findtext("devices/emulator") == host.emulator()
