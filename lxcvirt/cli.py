@@ -389,6 +389,7 @@ def exec_(
 FEATURE_COMMANDS: list[str] = [
     "lxcvirt._cli_checks:check",
     "lxcvirt._cli_apply:apply",
+    "lxcvirt._cli_console:console",
 ]
 
 

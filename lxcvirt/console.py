@@ -1,0 +1,836 @@
+"""A container's console through libvirt's console stream: interactive or scripted.
+
+``attach(host, name)`` connects our terminal (raw mode) or our stdin/stdout (pipe mode) to
+the container's pty console, ``dom.openConsole(None, stream, 0)``, until one of these
+ends the session:
+
+=====================================  =========  ================================
+what happened                          exit code  said on stderr
+=====================================  =========  ================================
+the escape key (``^]``) was typed      0          detached
+the container stopped                  0          NAME stopped
+``--expect`` matched                   0          (nothing)
+stdin ended, console quiet (pipe)      0          (nothing)
+``--expect`` not seen in ``timeout``   1          timed out ...
+libvirtd went away                     1          lost the connection ...
+another session took over (--force)    1          taken over by pid N
+the console kept closing               1          gave up reattaching ...
+SIGTERM / SIGHUP / SIGINT to us        128+N      (nothing)
+=====================================  =========  ================================
+
+How the pieces fit:
+
+* libvirt's event loop thread (see :mod:`lxcvirt._libvirt`) runs the stream callback,
+  which reads what the console prints and writes it to stdout straight away (as virsh
+  does: no hop through another thread).  Lifecycle and connection-close callbacks run
+  there too.  They only set flags and poke a pipe; the main thread decides.
+* The main thread waits in ``select`` on stdin, that pipe and the lock's takeover socket;
+  it sends keystrokes, watches for the escape byte, restores the terminal on every way
+  out (``finally``; SIGTERM and SIGHUP are turned into a normal end of the loop).
+* A stream that ends (EOF, hang-up, error) does not mean the container is gone: during
+  boot an init may close ``/dev/console`` and a getty reopen it.  We then ask the daemon:
+  running -> reattach with a short backoff and bounded retries; shut off -> say so and
+  exit 0; no daemon -> exit 1.
+* One session per container: libvirt's LXC driver has no safe/force console flags
+  (``openConsole`` takes flags 0 only), and two readers of one pty would each get half
+  of the output.  So :class:`ConsoleLock` is an ``flock`` on
+  ``/run/lxcvirt/console/NAME.lock`` (released by the kernel when a holder dies) plus a
+  datagram socket beside it on which ``--force`` asks the holder to leave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import select
+import signal
+import socket
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from . import _libvirt
+from .errors import (
+    ConsoleError,
+    DaemonUnreachable,
+    InvalidState,
+    LibvirtError,
+    LockHeld,
+    NotFound,
+)
+
+DEFAULT_ESCAPE = "^]"
+RUN_DIR = Path("/run/lxcvirt/console")
+#: Pauses between reattach attempts; their number bounds the retries.
+REATTACH_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0)
+#: A reattached stream that delivers data or stays up this long resets the retry count.
+STABLE_AFTER = 2.0
+#: Pipe mode without --expect ends when stdin has ended and the console was quiet this long.
+QUIET_AFTER = 0.5
+#: How long --force waits for the holder to let go.
+TAKEOVER_WAIT = 5.0
+_CHUNK = 65536
+
+Notify = Callable[[str], None]
+
+
+# --- escape characters -----------------------------------------------------------------
+
+
+def parse_escape(text: str) -> int:
+    """``^]`` / ``^a`` (hat notation, as virsh takes it) or a single character -> byte."""
+    if len(text) == 2 and text[0] == "^":
+        c = text[1].upper()
+        if c == "?":
+            return 0x7F
+        if "@" <= c <= "_":
+            return ord(c) ^ 0x40
+    elif len(text) == 1 and ord(text) < 0x80:
+        return ord(text)
+    raise ConsoleError(
+        f"escape {text!r}: write it in hat notation (^] or ^a) or as one ASCII character"
+    )
+
+
+def escape_name(byte: int) -> str:
+    """The hat notation of a byte, with a hint for control characters: ``^] (Ctrl+])``."""
+    if byte == 0x7F:
+        return "^?"
+    if byte < 0x20:
+        c = chr(byte ^ 0x40)
+        return f"^{c} (Ctrl+{c})"
+    return chr(byte)
+
+
+def decode_send(text: str) -> bytes:
+    r"""``--send`` text: ``\n \r \t \e \\ \xHH`` are understood, the rest is sent as UTF-8."""
+    out = bytearray()
+    simple = {"n": b"\n", "r": b"\r", "t": b"\t", "e": b"\x1b", "\\": b"\\", "0": b"\0"}
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt in simple:
+                out += simple[nxt]
+                i += 2
+                continue
+            if nxt == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", text[i + 2 : i + 4]):
+                out.append(int(text[i + 2 : i + 4], 16))
+                i += 4
+                continue
+        out += ch.encode()
+        i += 1
+    return bytes(out)
+
+
+# --- the per-container lock ------------------------------------------------------------
+
+
+def _key(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name) and not name.startswith("."):
+        return name
+    return "x-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _lock_holders(inode: int) -> list[int]:
+    """Pids the kernel names as holding a lock on ``inode`` (``/proc/locks``)."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    pids = []
+    for line in text.splitlines():
+        f = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" ("->" marks waiters)
+        if len(f) >= 6 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode):
+            with contextlib.suppress(ValueError):
+                pids.append(int(f[4]))
+    return pids
+
+
+class ConsoleLock:
+    """One console session per container, across processes.
+
+    The lock is an ``flock`` (the kernel drops it when the holder dies, so there are no
+    stale locks); the file holds the holder's pid and terminal for the message a second
+    session gets.  The holder listens on a datagram socket beside it: ``--force`` sends
+    its pid there and waits for the lock.
+    """
+
+    def __init__(self, name: str, directory: Path | None = None) -> None:
+        self.name = name
+        self.dir = directory or RUN_DIR
+        key = _key(name)
+        self.path = self.dir / f"{key}.lock"
+        self.sock_path = self.dir / f"{key}.sock"
+        self._fd: int | None = None
+        self.sock: socket.socket | None = None
+
+    def holder(self) -> str:
+        """Who holds the lock, for a message: ``pid 123 on /dev/pts/4``."""
+        try:
+            text = self.path.read_text().split()
+            inode = self.path.stat().st_ino
+        except OSError:
+            return "another session"
+        pids = _lock_holders(inode)
+        pid = str(pids[0]) if pids else (text[0] if text else "?")
+        where = f" on {text[1]}" if len(text) > 1 and text[0] == pid else ""
+        return f"lxcvirt pid {pid}{where}"
+
+    def acquire(self, *, force: bool = False, wait: float = TAKEOVER_WAIT) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConsoleError(
+                f"cannot create the console lock {self.path}: {exc.strerror}"
+            ) from exc
+        try:
+            if not self._try(fd):
+                holder = self.holder()
+                if not force:
+                    raise LockHeld(
+                        f"the console of {self.name} is in use by {holder}; "
+                        f"`lxcvirt console --force {self.name}` takes it over"
+                    )
+                self._ask_to_leave()
+                deadline = time.monotonic() + wait
+                while not self._try(fd):
+                    if time.monotonic() > deadline:
+                        raise LockHeld(
+                            f"the console of {self.name} is in use by {holder}, "
+                            f"which did not let go within {wait:g} s"
+                        )
+                    time.sleep(0.02)
+            tty = _tty_name()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {tty}\n".encode(), 0)
+            with contextlib.suppress(FileNotFoundError):
+                self.sock_path.unlink()  # a holder that died left it
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.bind(str(self.sock_path))
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                raise ConsoleError(f"cannot listen on {self.sock_path}: {exc.strerror}") from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.sock = sock
+
+    @staticmethod
+    def _try(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _ask_to_leave(self) -> None:
+        # No listener (it is not reading yet): we just wait for the lock.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
+            s.sendto(f"takeover {os.getpid()}".encode(), str(self.sock_path))
+
+    def takeover_request(self) -> int | None:
+        """The pid of a session asking us to leave, if one did."""
+        if self.sock is None:
+            return None
+        try:
+            msg = self.sock.recv(256).decode(errors="replace").split()
+        except (BlockingIOError, InterruptedError):
+            return None
+        if len(msg) == 2 and msg[0] == "takeover" and msg[1].isdigit():
+            return int(msg[1])
+        return None
+
+    def release(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock_path.unlink()
+            self.sock.close()
+            self.sock = None
+        if self._fd is not None:
+            os.close(self._fd)  # drops the flock
+            self._fd = None
+
+    def __enter__(self) -> ConsoleLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _tty_name() -> str:
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                return os.ttyname(fd)
+    return "-"
+
+
+# --- the terminal ----------------------------------------------------------------------
+
+
+
+def _raw(attrs: list[Any]) -> list[Any]:
+    """What cfmakeraw(3) makes of ``attrs`` (virsh uses cfmakeraw too)."""
+    new = list(attrs)
+    new[6] = list(attrs[6])
+    new[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+                | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
+    new[1] &= ~termios.OPOST
+    new[2] = (new[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    new[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    new[6][termios.VMIN] = 1
+    new[6][termios.VTIME] = 0
+    return new
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """Put the terminal on ``fd`` in raw mode; put it back as it was, whatever happens."""
+    saved = termios.tcgetattr(fd)
+    termios.tcsetattr(fd, termios.TCSAFLUSH, _raw(saved))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(termios.error, OSError):  # the terminal may be gone (HUP)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:  # someone left the fd non-blocking: wait for room
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+# --- the session -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a session ended: ``reason`` is a word for scripts, ``code`` the exit status."""
+
+    code: int
+    reason: str
+    message: str = ""
+
+
+class _Ended(Exception):
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+class _Expect:
+    """``--expect`` patterns, matched one after the other against the console output."""
+
+    KEEP = 65536
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        try:
+            self.patterns = [re.compile(p.encode()) for p in patterns]
+        except re.error as exc:
+            raise ConsoleError(f"--expect: bad regular expression: {exc}") from exc
+        self.buf = bytearray()
+        self.next = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.patterns)
+
+    @property
+    def waiting_for(self) -> str:
+        return self.patterns[self.next].pattern.decode() if not self.done else ""
+
+    def feed(self, data: bytes) -> bool:
+        """Add output; True once every pattern has been seen."""
+        if self.done:
+            return True
+        self.buf += data
+        while not self.done:
+            m = self.patterns[self.next].search(self.buf)
+            if m is None:
+                break
+            del self.buf[: m.end()]
+            self.next += 1
+        if len(self.buf) > 4 * self.KEEP:
+            del self.buf[: -self.KEEP]
+        return self.done
+
+
+class Session:
+    """One console session.  Build it, then :meth:`run` it (once)."""
+
+    def __init__(
+        self,
+        host: Any,
+        name: str,
+        *,
+        escape: int = 0x1D,
+        interactive: bool,
+        send: Sequence[bytes] = (),
+        expect: Sequence[str] = (),
+        timeout: float | None = None,
+        read_stdin: bool = True,
+        stdin: int = 0,
+        stdout: int = 1,
+        notify: Notify | None = None,
+        lock: ConsoleLock | None = None,
+    ) -> None:
+        self.host = host
+        self.name = name
+        self.escape = escape
+        self.interactive = interactive
+        self.send_first = list(send)
+        self.expect = _Expect(expect) if expect else None
+        self.timeout = timeout
+        self.stdin = stdin
+        self.stdin_open = read_stdin
+        self.stdout = stdout
+        self._notify = notify or _stderr_notify
+        self.lock = lock
+        self.dom: Any = None
+        self.conn: Any = None
+        # Set by callbacks in the event-loop thread (or by signal handlers), read by run().
+        self._gen = 0
+        self._stream: Any = None
+        self._stream_closed = False
+        self._stopped = False
+        self._daemon_gone = False
+        self._matched = False
+        self._output_failed: OSError | None = None
+        self._signal: int | None = None
+        self._last_output = time.monotonic()
+        self._got_data = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._lifecycle_id: int | None = None
+        self._close_cb = False
+        self.bytes_out = 0
+
+    # --- callbacks (event-loop thread) ------------------------------------------------
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def _on_stream(self, stream: Any, events: int, gen: int) -> None:
+        if gen != self._gen:
+            return  # a stream we already let go of
+        closed = False
+        if events & libvirt.VIR_STREAM_EVENT_READABLE:
+            while True:
+                try:
+                    data = stream.recv(_CHUNK)
+                except libvirt.libvirtError:
+                    closed = True
+                    break
+                if isinstance(data, int):  # -2: nothing more for now
+                    break
+                if not data:
+                    closed = True
+                    break
+                self._output(data)
+                if self._output_failed is not None:
+                    break
+        if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
+            closed = True
+        if closed:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.eventUpdateCallback(0)  # stop the callback firing until run() acts
+            self._stream_closed = True
+            self._wake()
+
+    def _output(self, data: bytes) -> None:
+        self._last_output = time.monotonic()
+        self._got_data = True
+        self.bytes_out += len(data)
+        try:
+            _write_all(self.stdout, data)
+        except OSError as exc:  # stdout closed (a pipe reader went away)
+            self._output_failed = exc
+            self._wake()
+            return
+        if self.expect is not None and self.expect.feed(data):
+            self._matched = True
+            self._wake()
+
+    def _on_lifecycle(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+        if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.UUIDString() != self._uuid:
+                    return
+            self._stopped = True
+            self._wake()
+
+    def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
+        self._daemon_gone = True
+        self._wake()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signal = signum
+        self._wake()
+
+    # --- the main thread --------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self._notify(message)
+
+    def _open_stream(self) -> None:
+        self._gen += 1
+        gen = self._gen
+        conn = self.conn
+        st = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        try:
+            self.dom.openConsole(None, st, 0)
+            st.eventAddCallback(
+                libvirt.VIR_STREAM_EVENT_READABLE
+                | libvirt.VIR_STREAM_EVENT_ERROR
+                | libvirt.VIR_STREAM_EVENT_HANGUP,
+                self._on_stream,
+                gen,
+            )
+        except libvirt.libvirtError:
+            with contextlib.suppress(libvirt.libvirtError):
+                st.abort()
+            raise
+        self._stream_closed = False
+        self._got_data = False
+        self._attached_at = time.monotonic()
+        self._stream = st
+
+    def _close_stream(self) -> None:
+        st, self._stream = self._stream, None
+        self._gen += 1
+        if st is None:
+            return
+        with contextlib.suppress(libvirt.libvirtError):
+            st.eventRemoveCallback()
+        with contextlib.suppress(libvirt.libvirtError):
+            st.abort()
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        waited = 0.0
+        while view:
+            st = self._stream
+            if st is None:
+                return  # between streams: keystrokes typed now are dropped
+            try:
+                n = st.send(bytes(view))
+            except libvirt.libvirtError:
+                self._stream_closed = True
+                self._wake()
+                return
+            if n == -2:  # the stream's queue is full: give it a moment
+                time.sleep(0.005)
+                waited += 0.005
+                if waited > 5.0:
+                    return
+                continue
+            view = view[n:]
+
+    def _check(self) -> None:
+        """Act on what the callbacks and signal handlers said; raise _Ended to finish."""
+        if self._signal is not None:
+            raise _Ended(Result(128 + self._signal, "signal"))
+        if self._output_failed is not None:
+            raise _Ended(Result(1, "stdout-closed", f"cannot write the console output: "
+                                f"{self._output_failed.strerror}"))
+        if self._matched:
+            raise _Ended(Result(0, "matched"))
+        if self._daemon_gone:
+            raise self._gone_end()
+        if self._stopped:
+            raise self._stopped_end()
+        if self.lock is not None:
+            taker = self.lock.takeover_request()
+            if taker is not None:
+                raise _Ended(Result(1, "taken-over", f"the console of {self.name} was taken over "
+                                    f"by lxcvirt pid {taker} (--force)"))
+
+    def _gone_end(self) -> _Ended:
+        msg = f"lost the connection to libvirtd ({self.host.uri})"
+        return _Ended(Result(1, "daemon-gone", msg))
+
+    def _stopped_end(self) -> _Ended:
+        if self.expect is not None:
+            return _Ended(Result(1, "stopped", f"{self.name} stopped before "
+                                 f"{self.expect.waiting_for!r} was seen"))
+        return _Ended(Result(0, "stopped", f"{self.name} stopped"))
+
+    def _still_running(self) -> bool:
+        try:
+            with _libvirt.converted(f"reading the state of {self.name}"):
+                return bool(self.dom.isActive())
+        except NotFound:
+            return False
+        except DaemonUnreachable as exc:
+            raise self._gone_end() from exc
+        except LibvirtError as exc:
+            if self._daemon_gone or not self._conn_alive():
+                raise self._gone_end() from exc
+            raise
+
+    def _conn_alive(self) -> bool:
+        try:
+            return bool(self.conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but wake for a signal, a stop event or the daemon going away."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            r, _, _ = select.select([self._wake_r], [], [], left)
+            if r:
+                self._drain_wake()
+                self._check()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _reattach(self) -> None:
+        """The stream ended: reattach while the container runs, else end the session."""
+        self._close_stream()
+        # A stream that ends because the container stopped is followed at once by the
+        # lifecycle event; give it a moment so a stop is not reported as a reattach.
+        self._pause(0.15)
+        attempt = 0
+        while True:
+            if not self._still_running():
+                raise self._stopped_end()
+            if attempt >= len(REATTACH_BACKOFF):
+                raise _Ended(Result(1, "gave-up", f"the console of {self.name} keeps closing; "
+                                    f"gave up after {attempt} attempts to reattach"))
+            self.say(f"the console of {self.name} closed while it runs; reattaching")
+            self._pause(REATTACH_BACKOFF[attempt])
+            attempt += 1
+            try:
+                self._open_stream()
+            except libvirt.libvirtError as exc:
+                if self._daemon_gone or not self._conn_alive():
+                    raise self._gone_end() from exc
+                continue
+            self.say("reattached")
+            return
+
+    def _deadline_left(self, deadline: float | None) -> float | None:
+        return None if deadline is None else deadline - time.monotonic()
+
+    def _loop(self) -> None:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        stdin_closed_at: float | None = None if self.stdin_open else time.monotonic()
+        for chunk in self.send_first:
+            self._send(chunk)
+        while True:
+            self._check()
+            if self._stream_closed:
+                self._reattach()
+                continue
+            waits: list[float] = []
+            left = self._deadline_left(deadline)
+            if left is not None:
+                if left <= 0:
+                    if self.expect is not None and not self.expect.done:
+                        raise _Ended(Result(1, "timeout", f"timed out after {self.timeout:g} s "
+                                            f"waiting for {self.expect.waiting_for!r}"))
+                    raise _Ended(Result(0, "timeout"))
+                waits.append(left)
+            if not self.interactive and stdin_closed_at is not None and self.expect is None:
+                quiet_for = time.monotonic() - max(self._last_output, stdin_closed_at)
+                if quiet_for >= QUIET_AFTER:
+                    raise _Ended(Result(0, "eof"))
+                waits.append(QUIET_AFTER - quiet_for)
+            rlist = [self._wake_r]
+            if self.stdin_open:
+                rlist.append(self.stdin)
+            if self.lock is not None and self.lock.sock is not None:
+                rlist.append(self.lock.sock.fileno())
+            r, _, _ = select.select(rlist, [], [], min(waits) if waits else None)
+            if self._wake_r in r:
+                self._drain_wake()
+            if self.stdin_open and self.stdin in r:
+                try:
+                    data = os.read(self.stdin, _CHUNK)
+                except OSError as exc:
+                    if exc.errno != errno.EIO:  # EIO: our terminal hung up
+                        raise
+                    data = b""
+                if not data:
+                    if self.interactive:
+                        raise _Ended(Result(0, "detached", "detached (end of input)"))
+                    self.stdin_open = False
+                    stdin_closed_at = time.monotonic()
+                    continue
+                if self.interactive:
+                    at = data.find(self.escape)
+                    if at >= 0:
+                        self._send(data[:at])
+                        raise _Ended(Result(0, "detached", f"detached from {self.name}"))
+                self._send(data)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        sigs = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
+        saved = {s: signal.signal(s, self._on_signal) for s in sigs}
+        try:
+            yield
+        finally:
+            for s, handler in saved.items():
+                signal.signal(s, handler)
+
+    def _register(self) -> None:
+        self._uuid = self.dom.UUIDString()
+        with contextlib.suppress(libvirt.libvirtError):
+            self._lifecycle_id = self.conn.domainEventRegisterAny(
+                self.dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+            )
+        with contextlib.suppress(libvirt.libvirtError):
+            # libvirt allows one close callback per connection; when someone else has it,
+            # a dead daemon is still noticed through the stream and the state checks.
+            self.conn.registerCloseCallback(self._on_close, None)
+            self._close_cb = True
+
+    def _unregister(self) -> None:
+        if self._lifecycle_id is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.domainEventDeregisterAny(self._lifecycle_id)
+            self._lifecycle_id = None
+        if self._close_cb:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.unregisterCloseCallback()
+            self._close_cb = False
+
+    def run(self) -> Result:
+        """Attach, copy until the session ends, clean up; the :class:`Result`."""
+        try:
+            self.dom = self.host.domain(self.name)
+            self.conn = self.host.conn
+            if not self._still_running():
+                raise InvalidState(f"{self.name} is not running; start it first")
+            self._register()
+            try:
+                with _libvirt.converted(f"opening the console of {self.name}"):
+                    self._open_stream()
+            except (InvalidState, LibvirtError) as exc:
+                if not self._still_running():
+                    raise InvalidState(f"{self.name} is not running; start it first") from exc
+                raise ConsoleError(str(exc)) from exc
+            with self._signals():
+                if self.interactive:
+                    self.say(f"connected to {self.name}; detach with {escape_name(self.escape)}")
+                    with raw_terminal(self.stdin):
+                        result = self._guarded_loop()
+                else:
+                    result = self._guarded_loop()
+        finally:
+            self._close_stream()
+            self._unregister()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        if result.message:
+            self.say(result.message)
+        return result
+
+    def _guarded_loop(self) -> Result:
+        try:
+            self._loop()
+        except _Ended as end:
+            return end.result
+        raise AssertionError("the session loop only ends by _Ended")
+
+
+def _stderr_notify(message: str) -> None:
+    # In raw mode "\n" does not return the carriage; "\r\n" is right in both modes.
+    with contextlib.suppress(OSError):
+        _write_all(2, f"\r\nlxcvirt: {message}\r\n".encode() if _stderr_raw()
+                   else f"lxcvirt: {message}\n".encode())
+
+
+def _stderr_raw() -> bool:
+    try:
+        return not (termios.tcgetattr(2)[1] & termios.OPOST)
+    except (termios.error, OSError):
+        return False
+
+
+def attach(
+    host: Any,
+    name: str,
+    *,
+    escape: str = DEFAULT_ESCAPE,
+    force: bool = False,
+    send: Sequence[str] = (),
+    expect: Sequence[str] = (),
+    timeout: float | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    notify: Notify | None = None,
+    lock_dir: Path | None = None,
+) -> Result:
+    """Attach to container ``name``'s console; return how the session ended.
+
+    Interactive (raw terminal, escape key) when stdin is a terminal and neither ``send``
+    nor ``expect`` is given; otherwise scripted: ``send`` strings (``\\n`` etc. understood)
+    go first, stdin (when not a terminal) follows, and with ``expect`` the session ends
+    once every pattern has been seen in order (exit 0) or ``timeout`` passed (exit 1).
+
+    Raises :class:`InvalidState` for a stopped container, :class:`NotFound` for an
+    unknown one, :class:`LockHeld` when another session has the console.
+    """
+    esc = parse_escape(escape)
+    if timeout is not None and timeout < 0:
+        raise ConsoleError("--timeout must not be negative")
+    in_fd = sys.stdin.fileno() if stdin is None else stdin
+    out_fd = sys.stdout.fileno() if stdout is None else stdout
+    stdin_tty = os.isatty(in_fd)
+    interactive = stdin_tty and not send and not expect
+    payload = [decode_send(s) for s in send]
+    if expect:
+        _Expect(expect)  # bad patterns are refused before anything is opened
+    dom = host.domain(name)
+    with _libvirt.converted(f"reading the state of {name}"):
+        if not dom.isActive():
+            raise InvalidState(f"{name} is not running; start it first")
+    lock = ConsoleLock(name, lock_dir)
+    lock.acquire(force=force)
+    try:
+        if interactive and not stdin_tty:
+            raise ConsoleError("an interactive console needs a terminal")
+        session = Session(
+            host, name, escape=esc, interactive=interactive, send=payload, expect=expect,
+            timeout=timeout, read_stdin=not stdin_tty or interactive, stdin=in_fd,
+            stdout=out_fd, notify=notify, lock=lock,
+        )
+        return session.run()
+    finally:
+        lock.release()
