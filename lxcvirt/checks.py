@@ -25,11 +25,14 @@ import gzip
 import os
 import re
 import secrets
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import HostError, LxcvirtError
 
@@ -321,6 +324,35 @@ class Reader:
         return int(rest[19]) if len(rest) > 19 and rest[19].isdigit() else 0
 
 
+def daemon_socket(uri: str) -> str | None:
+    """The unix socket a local URI connects to (its ``socket=`` parameter, or the default)."""
+    parts = urlsplit(uri)
+    transport = parts.scheme.partition("+")[2]
+    if transport not in ("", "unix") or (parts.hostname or "") not in ("", "localhost"):
+        return None
+    given = parse_qs(parts.query).get("socket")
+    if given:
+        return given[0]
+    # libvirt's client prefers the modular daemon's socket when it exists.
+    for path in ("/run/libvirt/virtlxcd-sock", "/run/libvirt/libvirt-sock"):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def socket_owner(path: str) -> int | None:
+    """The pid listening on the unix socket ``path`` (SO_PEERCRED), or None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(path)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid = int(struct.unpack("3i", creds)[0])
+    return pid if pid > 0 else None
+
+
 # --- the functional probe ---------------------------------------------------------------
 
 DirOp = Callable[[Path], None]
@@ -566,7 +598,13 @@ class Checker:
                 self.add(check, "unknown", f"cannot read {source}: {exc.strerror}")
                 return
         else:
-            pid = self._daemon_pid if self._daemon_pid is not None else self.reader.daemon_pid()
+            pid = self._daemon_pid
+            if pid is None and self.host is not None and self.reader.root == Path("/"):
+                # The daemon behind this URI, not just any libvirtd: ask its socket.
+                path = daemon_socket(self.host.uri)
+                pid = socket_owner(path) if path else None
+            if pid is None:
+                pid = self.reader.daemon_pid()
             if pid is None:
                 text = None
                 source = "no libvirtd runs here; one started in this mount namespace"
@@ -775,10 +813,12 @@ __all__ = [
     "Level",
     "Mount",
     "Report",
+    "daemon_socket",
     "enforce",
     "forget",
     "parse_mountinfo",
     "parse_proc_cgroups",
     "probe_hierarchy",
     "run_checks",
+    "socket_owner",
 ]

@@ -217,6 +217,47 @@ def test_daemon_in_the_plain_host_namespace_fails(libvirt_conn: Any, host: Any) 
 
 
 @pytest.mark.daemon
+@pytest.mark.slow
+def test_a_plain_second_daemon_fails_as_predicted(
+    libvirt_conn: Any, busybox_root: Path, fresh_cache: None
+) -> None:
+    """A real throw-away libvirtd in the host's plain mount namespace: the verdict must
+    predict the start's outcome (fail on this hybrid host; both ok elsewhere)."""
+    import plain_daemon
+
+    from lxcvirt.errors import StartFailed
+    from lxcvirt.host import Host
+
+    why_not = plain_daemon.available()
+    if why_not:
+        pytest.fail(f"cannot start a second libvirtd: {why_not}")
+    hybrid = checks.Reader("/").layout(
+        parse_mountinfo(Path("/proc/self/mountinfo").read_text()), {}
+    ).kind == "hybrid"
+    with plain_daemon.plain_daemon() as daemon:
+        host = Host(daemon.uri)  # default preflight: enforce()
+        try:
+            report = run_checks(host, probe=False)
+            finding = report.get("daemon.cgroups")
+            assert finding is not None and f"(pid {daemon.pid})" in finding.what
+            name = f"lxcvirt-test-{os.getpid()}-plain"  # lives only in the throw-away daemon
+            host.define(busybox_spec(name, busybox_root))
+            if hybrid:
+                assert finding.level == "fail" and report.exit_code == 1
+                with pytest.raises(HostError, match="sees cgroup2 at"):
+                    host.start(name)
+                with pytest.raises(StartFailed, match="Unable to create directory"):
+                    host.start(name, check=False)  # and indeed libvirt fails there
+            else:
+                assert finding.level == "ok"
+                assert host.start(name).running
+                host.destroy(name)
+            host.undefine(name)
+        finally:
+            host.close()
+
+
+@pytest.mark.daemon
 def test_start_refuses_when_a_required_check_fails(
     libvirt_conn: Any, names: Callable[[str], str], busybox_root: Path, fresh_cache: None
 ) -> None:

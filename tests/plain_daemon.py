@@ -1,0 +1,112 @@
+"""A throw-away second libvirtd that sees the host's cgroup mounts as they are.
+
+The shared libvirtd runs in a private mount namespace without the hybrid cgroup2 mount
+(scripts/host-setup).  To see what a libvirtd started plainly would do, this starts a
+second one in a mount namespace that keeps every cgroup mount and hides only libvirt's
+own state behind private folders, so it shares nothing with the first daemon:
+
+- /run/libvirt is bound to a folder of ours (its socket is reachable from here through
+  ``lxc:///system?socket=...``), /var/log/libvirt likewise (container logs);
+- /etc/libvirt/lxc, /var/lib/libvirt and /var/cache/libvirt are empty tmpfs mounts, so it
+  neither loads nor autostarts the shared daemon's containers.
+
+It is stopped (by its own pid) and its folder removed on exit.  Used by tests/test_checks.py
+and bench/compare_checks.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+INNER = """set -e
+mount --bind "$1/run" /run/libvirt
+mount -t tmpfs tmpfs /etc/libvirt/lxc
+mount -t tmpfs tmpfs /var/lib/libvirt
+if [ -d /var/cache/libvirt ]; then mount -t tmpfs tmpfs /var/cache/libvirt; fi
+mount --bind "$1/log" /var/log/libvirt
+exec libvirtd -p "$1/libvirtd.pid"
+"""
+
+
+@dataclass(frozen=True)
+class PlainDaemon:
+    uri: str
+    pid: int
+    folder: Path
+
+    def log(self, name: str) -> str:
+        try:
+            return (self.folder / "log" / "lxc" / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def available() -> str | None:
+    """Why a second daemon cannot be started here, or None when it can."""
+    if os.geteuid() != 0:
+        return "needs root"
+    for tool in ("unshare", "libvirtd", "mount"):
+        if shutil.which(tool) is None:
+            return f"no {tool}"
+    for d in ("/run/libvirt", "/etc/libvirt/lxc", "/var/lib/libvirt", "/var/log/libvirt"):
+        if not os.path.isdir(d):
+            return f"no {d}"
+    return None
+
+
+@contextmanager
+def plain_daemon(timeout: float = 20.0) -> Iterator[PlainDaemon]:
+    folder = Path(tempfile.mkdtemp(prefix="lxcvirt-plain-"))
+    (folder / "run").mkdir()
+    (folder / "log" / "lxc").mkdir(parents=True)
+    (folder / "inner.sh").write_text(INNER)
+    out = (folder / "daemon.out").open("wb")
+    proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", str(folder / "inner.sh"),
+         str(folder)],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    sock = folder / "run" / "libvirt-sock"
+    uri = f"lxc:///system?socket={sock}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not sock.exists() or not _answers(uri):
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"the second libvirtd exited: {(folder / 'daemon.out').read_text()[-800:]}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError("the second libvirtd did not answer in time")
+            time.sleep(0.1)
+        yield PlainDaemon(uri, proc.pid, folder)
+    finally:
+        # unshare and sh exec into libvirtd, so proc.pid is the daemon itself.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        out.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _answers(uri: str) -> bool:
+    import libvirt
+
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return False
+    conn.close()
+    return True
