@@ -385,6 +385,8 @@ class Host:
             active = bool(dom.isActive())
         except NotFound:
             pass
+        if before is not None:
+            checked = _keep_generated(checked, before)
         try:
             dom = _libvirt.call(f"defining {name}", self.conn.defineXML, checked.xml)
         except AlreadyExists as exc:
@@ -614,6 +616,43 @@ class Host:
             self.stop(name, timeout=timeout)
         if dom.isPersistent():
             _libvirt.call(f"undefining {name}", dom.undefine)
+
+
+def _keep_generated(checked: Checked, defined: str) -> Checked:
+    """``checked`` with the values libvirt generated for the current definition filled in
+    where the new XML leaves them out: the <uuid> and interface <mac> addresses.
+
+    libvirt invents a random uuid and MACs for XML without them, so the same file defined
+    twice would otherwise be refused (a new uuid under a taken name) or show a MAC change.
+    """
+    from lxml import etree
+
+    old = parse_xml(defined, checked.source)
+    root = checked.root
+    changed = False
+    uuid = old.findtext("uuid")
+    if root.find("uuid") is None and uuid:
+        name = root.find("name")
+        el = etree.Element("uuid")
+        el.text = uuid.strip()
+        el.tail = name.tail if name is not None else None
+        if name is not None:
+            name.addnext(el)
+        else:
+            root.insert(0, el)
+        changed = True
+    new_ifaces = root.findall("devices/interface")
+    old_ifaces = old.findall("devices/interface")
+    for new, prev in zip(new_ifaces, old_ifaces, strict=False):
+        mac = prev.find("mac")
+        if new.find("mac") is None and mac is not None and new.get("type") == prev.get("type"):
+            el = etree.Element("mac", address=mac.get("address", ""))
+            el.tail = new.text
+            new.insert(0, el)
+            changed = True
+    if not changed:
+        return checked
+    return check_domain_xml(etree.tostring(root, encoding="unicode"), checked.source)
 
 
 def dom_init(dom: Any) -> str:

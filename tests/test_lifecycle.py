@@ -289,3 +289,24 @@ def test_status_and_list(host: Any, names: Any, busybox_root: Path) -> None:
 def test_not_found_names_the_uri(host: Any) -> None:
     with pytest.raises(NotFound, match="lxc"):
         host.status("lxcvirt-test-never-defined")
+
+
+def test_xml_without_uuid_or_mac_defined_twice_is_unchanged(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    # libvirt invents a uuid and a MAC for XML that has none; the second define must
+    # neither be refused (new uuid under a taken name) nor report a MAC change.
+    name = names("nouuid")
+    path = tmp_path / "c.xml"
+    path.write_text(
+        f"<domain type='lxc'><name>{name}</name><memory>65536</memory>"
+        "<os><type>exe</type><init>/bin/sh</init></os><devices>"
+        f"<filesystem type='mount'><source dir='{busybox_root}'/><target dir='/'/></filesystem>"
+        "<interface type='network'><source network='lxcvirt-test-nowhere'/></interface>"
+        "<console type='pty'/></devices></domain>"
+    )
+    assert host.define(path).action == "created"
+    first = host.dumpxml(name, inactive=True)
+    assert "<mac address=" in first
+    assert host.define(path).action == "unchanged"
+    assert host.dumpxml(name, inactive=True) == first
