@@ -1,0 +1,286 @@
+"""``lxcvirt apply`` against the real daemon: plan, apply, idempotence, prune, failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TERM_INIT, URI
+
+from lxcvirt import apply as A
+from lxcvirt.cli import main
+from lxcvirt.errors import ValidationError
+
+pytestmark = pytest.mark.daemon
+
+
+def toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def write_spec(
+    folder: Path,
+    name: str,
+    root: Path | str,
+    *,
+    state: str | None = None,
+    memory: str = "64MiB",
+    extra: str = "",
+    file: str | None = None,
+) -> Path:
+    lines = [f"name = {toml_str(name)}", f"memory = {toml_str(memory)}"]
+    if state is not None:
+        lines.append(f"state = {toml_str(state)}")
+    lines.append(extra)
+    lines += [
+        "[init]",
+        f"path = {toml_str(TERM_INIT[0])}",
+        "args = [" + ", ".join(toml_str(a) for a in TERM_INIT[1:]) + "]",
+        "[[filesystem]]",
+        f"source = {toml_str(str(root))}",
+        'target = "/"',
+    ]
+    path = folder / (file or f"{name}.toml")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_xml(folder: Path, name: str, root: Path, memory_mib: int = 32) -> Path:
+    """A hand-written domain XML file: no uuid, no emulator, no MAC (libvirt fills them)."""
+    init = "".join(f"<initarg>{a.replace('&', '&amp;')}</initarg>" for a in TERM_INIT[1:])
+    path = folder / f"{name}.xml"
+    path.write_text(
+        f"""<!-- written by hand -->
+<domain type='lxc'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory_mib}</memory>
+  <os><type>exe</type><init>{TERM_INIT[0]}</init>{init}</os>
+  <devices>
+    <filesystem type='mount'><source dir='{root}'/><target dir='/'/></filesystem>
+    <interface type='ethernet'/>
+    <console type='pty'/>
+  </devices>
+</domain>
+"""
+    )
+    return path
+
+
+def state_of(host: Any, name: str) -> str:
+    return "absent" if not host.exists(name) else str(host.status(name).state)
+
+
+@pytest.fixture
+def mk(names: Callable[[str], str]) -> Callable[[str], str]:
+    """Container names of this test (all share the test process's name prefix)."""
+    return names
+
+
+def prune_glob(name: str) -> str:
+    """A --prune-match glob for this test process's containers only: other people's tests
+    and containers on the shared daemon stay out of reach."""
+    return name.rsplit("-", 2)[0] + "-*"
+
+
+def run_plan(host: Any, paths: list[Path], **kw: Any) -> A.Plan:
+    return A.plan(paths, hosts={"local": host}, **kw)
+
+
+def run_apply(host: Any, paths: list[Path], **kw: Any) -> A.ApplyResult:
+    settle = kw.pop("settle", 0.2)
+    return A.apply(run_plan(host, paths, **kw), check=False, settle=settle)
+
+
+def by_name(result: A.ApplyResult) -> dict[str, A.ItemResult]:
+    return {r.name: r for r in result.results}
+
+
+def test_folder_of_five_end_to_end(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    run1, run2, stop, defd, xml = (mk(x) for x in ("run1", "run2", "stop", "defd", "xml"))
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    write_spec(folder, run1, busybox_root)
+    write_spec(folder, run2, busybox_root, state="running",
+               extra='[autostart]\nauto = true\npriority = 5\ngroups = ["web"]')
+    write_spec(folder, stop, busybox_root, state="stopped")
+    write_spec(folder, defd, busybox_root, state="defined")
+    write_xml(folder, xml, busybox_root)
+    # "stopped" must stop a container that runs before the first apply.
+    host.create(A.read_source(folder / f"{stop}.toml").spec, check=False)
+    assert state_of(host, stop) == "running"
+
+    # 1. first apply: everything as described
+    p = run_plan(host, [folder])
+    planned = {i.name: i.actions for i in p.items}
+    assert planned == {
+        run1: ("create", "start"),
+        run2: ("create", "start"),
+        stop: ("stop",),
+        defd: ("create",),
+        xml: ("create", "start"),
+    }
+    result = A.apply(p, check=False, settle=0.2)
+    assert result.exit_code == 0 and result.ok, [r.error for r in result.failed]
+    assert {n: state_of(host, n) for n in planned} == {
+        run1: "running", run2: "running", stop: "shut off", defd: "shut off", xml: "running"
+    }
+    auto = host.status(run2).autostart
+    assert auto is not None and auto.auto and auto.priority == 5 and auto.groups == ("web",)
+    mac = host.dumpxml(xml, inactive=True).split("<mac address='")[1][:17]
+
+    # 2. apply again: nothing changes, and it says so
+    again = run_apply(host, [folder])
+    assert not again.plan.changed and not again.changed
+    assert all(not r.done for r in again.results) and again.exit_code == 0
+    # the XML file without a MAC kept the one libvirt made up the first time
+    assert host.dumpxml(xml, inactive=True).split("<mac address='")[1][:17] == mac
+
+    # 3. edit one spec's memory: only that one is redefined, with a diff; it keeps running
+    write_spec(folder, run1, busybox_root, memory="96MiB")
+    before_id = host.status(run1).id
+    p = run_plan(host, [folder])
+    changed = {i.name: i for i in p.items if i.changed}
+    assert list(changed) == [run1]
+    item = changed[run1]
+    assert item.actions == ("redefine",) and item.restart_needed
+    assert "-  <memory unit=\"KiB\">65536</memory>" in item.diff
+    assert "+  <memory unit=\"KiB\">98304</memory>" in item.diff
+    result = A.apply(p, check=False)
+    assert by_name(result)[run1].done == ("redefined",)
+    assert by_name(result)[run1].restart_needed
+    assert host.status(run1).id == before_id  # still the same running instance
+    assert "98304" in host.dumpxml(run1, inactive=True)
+    assert not run_plan(host, [folder]).changed
+
+    # 4. remove one file and prune: that one (running) is stopped and undefined
+    (folder / f"{run2}.toml").unlink()
+    p = run_plan(host, [folder], prune=True, prune_match=prune_glob(run1))
+    pruned = [i for i in p.items if i.wanted == "absent"]
+    assert [(i.name, i.actions) for i in pruned] == [(run2, ("stop", "undefine"))]
+    result = A.apply(p, check=False)
+    assert result.ok and by_name(result)[run2].done == ("stopped", "undefined")
+    assert not host.exists(run2)
+    assert all(host.exists(n) for n in (run1, stop, defd, xml))
+
+
+def test_broken_file_changes_nothing(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    good, other = mk("good"), mk("other")
+    write_spec(tmp_path, good, busybox_root, state="defined")
+    assert run_apply(host, [tmp_path]).ok
+    write_spec(tmp_path, good, busybox_root, state="defined", memory="128MiB")
+    write_spec(tmp_path, other, busybox_root)
+    bad = tmp_path / "zz-bad.toml"
+    bad.write_text('name = "x"\nmemory = "lots"\n[init]\npath = "/bin/sh"\n')
+    with pytest.raises(ValidationError) as err:
+        run_plan(host, [tmp_path])
+    assert str(bad) in str(err.value) and "memory" in str(err.value)
+    assert not host.exists(other)  # not created
+    assert "65536" in host.dumpxml(good, inactive=True)  # not redefined
+    # the CLI: exit 1, the file named, nothing changed
+    rc = main(["-c", URI, "apply", "--no-check", str(tmp_path)])
+    assert rc == 1
+    assert not host.exists(other)
+
+
+def test_failed_start_is_partial(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ok1, broken, ok2 = mk("ok1"), mk("broken"), mk("ok2")
+    write_spec(tmp_path, ok1, busybox_root, file="a.toml")
+    write_spec(tmp_path, broken, tmp_path / "no-such-root", file="b.toml")
+    write_spec(tmp_path, ok2, busybox_root, file="c.toml")
+    rc = main(["-c", URI, "apply", "--no-check", "--settle", "0.2", "--json", str(tmp_path)])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 2 and out["exit_code"] == 2 and not out["ok"]
+    results = {r["name"]: r for r in out["hosts"][0]["results"]}
+    assert results[broken]["done"] == ["created"] and not results[broken]["ok"]
+    assert "no-such-root" in results[broken]["error"]
+    assert results[ok1]["ok"] and results[ok2]["ok"]
+    assert state_of(host, ok1) == state_of(host, ok2) == "running"
+    assert state_of(host, broken) == "shut off"  # defined, not lost
+
+
+def test_restart_and_autostart_on_running(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    web = mk("web")
+    write_spec(tmp_path, web, busybox_root)
+    assert run_apply(host, [tmp_path]).ok
+    first_id = host.status(web).id
+    # only autostart changes: the live definition gets it too, no restart is needed
+    write_spec(tmp_path, web, busybox_root, extra="[autostart]\nauto = true\npriority = 3")
+    p = run_plan(host, [tmp_path])
+    assert p.items[0].actions == ("autostart",) and not p.items[0].restart_needed
+    res = A.apply(p, check=False)
+    assert res.results[0].done == ("autostart updated",) and res.ok
+    st = host.status(web)  # reads the live XML
+    assert st.id == first_id and st.autostart is not None and st.autostart.priority == 3
+    assert not run_plan(host, [tmp_path]).changed
+    # a real change with --restart: a new instance runs the new definition
+    write_spec(tmp_path, web, busybox_root, memory="80MiB",
+               extra="[autostart]\nauto = true\npriority = 3")
+    res = run_apply(host, [tmp_path], restart=True)
+    assert res.results[0].done == ("redefined", "restarted") and res.ok
+    st = host.status(web)
+    assert st.running and st.id != first_id and st.max_memory_kib == 80 * 1024
+
+
+def test_prune_never_touches_foreign(
+    host: Any, libvirt_conn: Any, mk: Callable[[str], str], busybox_root: Path,
+    tmp_path: Path,
+) -> None:
+    keep, gone, foreign = mk("keep"), mk("gone"), mk("foreign")
+    write_spec(tmp_path, keep, busybox_root, state="defined")
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    write_spec(spare, gone, busybox_root, state="defined")
+    assert run_apply(host, [tmp_path, spare]).ok
+    # a container lxcvirt did not create (no lxcvirt metadata), defined behind its back
+    libvirt_conn.defineXML(
+        f"<domain type='lxc'><name>{foreign}</name><memory>65536</memory>"
+        "<os><type>exe</type><init>/bin/sh</init></os>"
+        f"<devices><filesystem type='mount'><source dir='{busybox_root}'/>"
+        "<target dir='/'/></filesystem><console type='pty'/></devices></domain>"
+    )
+    result = run_apply(host, [tmp_path], prune=True, prune_match=prune_glob(keep))
+    assert [(r.name, r.done) for r in result.results if r.done] == [(gone, ("undefined",))]
+    assert host.exists(keep) and host.exists(foreign) and not host.exists(gone)
+
+
+def test_cli_dry_run_and_second_apply(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    c = mk("cli")
+    write_spec(tmp_path, c, busybox_root)
+    assert main(["-c", URI, "apply", "--dry-run", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{c}: would create, start" in out and "nothing was changed" in out
+    assert not host.exists(c)
+    assert main(["-c", URI, "apply", "--no-check", "--settle", "0", str(tmp_path)]) == 0
+    assert f"{c}: created, started" in capsys.readouterr().out
+    assert main(["-c", URI, "apply", "--no-check", str(tmp_path)]) == 0
+    assert "no changes: 1 unchanged" in capsys.readouterr().out
+    assert main(["-c", URI, "apply", "--json", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["changed"] is False and data["hosts"][0]["plan"][0]["actions"] == []
+
+
+def test_duplicate_names_refused(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    c = mk("dup")
+    a = write_spec(tmp_path, c, busybox_root, file="a.toml")
+    b = write_spec(tmp_path, c, busybox_root, file="b.toml")
+    with pytest.raises(ValidationError) as err:
+        run_plan(host, [tmp_path])
+    assert str(b) in str(err.value) and str(a) in str(err.value)
+    assert not host.exists(c)
