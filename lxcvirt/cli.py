@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from . import _cli_autostart as _autostart_cli
 from .errors import EXIT_ERROR, LxcvirtError
 
 if TYPE_CHECKING:
@@ -206,19 +207,30 @@ def _with(options: list[Any]) -> Callable[[F], F]:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @_with(start_options)
+@_with(_autostart_cli.START_ALL_OPTIONS)
 @json_option
 @pass_state
 def start(
-    state: State, name: str, no_check: bool, settle: float, timeout: float, as_json: bool
-) -> None:
-    """Start a defined container and wait until it runs."""
+    state: State, name: str | None, no_check: bool, settle: float, timeout: float,
+    all_: bool, groups: tuple[str, ...], parallel: int | None, ignore_auto: bool, boot: bool,
+    config: str | None, as_json: bool,
+) -> int | None:
+    """Start a defined container and wait until it runs (--all: the autostart set, in order)."""
+    rc = _autostart_cli.start_all_command(
+        state, name, all_=all_, groups=groups, parallel=parallel, ignore_auto=ignore_auto,
+        boot=boot, config=config, no_check=no_check, settle=settle, timeout=timeout,
+        as_json=as_json,
+    )
+    if rc is not None or name is None:
+        return rc
     status = state.host().start(name, check=not no_check, settle=settle, timeout=timeout)
     if _want_json(state, as_json):
         _emit(status.to_dict())
     else:
         click.echo(f"{name}: running (id {status.id})")
+    return None
 
 
 @cli.command()
@@ -248,7 +260,7 @@ def create(
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -256,15 +268,26 @@ def create(
     show_default=True,
     help="Seconds to wait for a graceful shutdown before destroying.",
 )
+@_with(_autostart_cli.STOP_ALL_OPTIONS)
 @json_option
 @pass_state
-def stop(state: State, name: str, timeout: float, as_json: bool) -> None:
-    """Shut a container down gracefully; destroy it after --timeout."""
+def stop(
+    state: State, name: str | None, timeout: float, all_: bool, groups: tuple[str, ...],
+    parallel: int | None, as_json: bool,
+) -> int | None:
+    """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order)."""
+    rc = _autostart_cli.stop_all_command(
+        state, name, all_=all_, groups=groups, parallel=parallel, timeout=timeout,
+        as_json=as_json,
+    )
+    if rc is not None or name is None:
+        return rc
     result = state.host().stop(name, timeout=timeout)
     if _want_json(state, as_json):
         _emit(result.to_dict())
     else:
         click.echo(f"{name}: {result.how}")
+    return None
 
 
 @cli.command()
@@ -390,6 +413,7 @@ FEATURE_COMMANDS: list[str] = [
     "lxcvirt._cli_checks:check",
     "lxcvirt._cli_apply:apply",
     "lxcvirt._cli_console:console",
+    "lxcvirt._cli_autostart:autostart",
 ]
 
 

@@ -1,0 +1,296 @@
+"""``lxcvirt autostart ...`` and the ``--all`` forms of ``start`` / ``stop``.
+
+``autostart NAME [options]`` and ``autostart list`` share one group: a first word that is
+a subcommand runs it, anything else is a container name (see :class:`AutostartGroup`).
+Only click and the standard library are imported here; the library loads inside commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+#: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
+#: user has a container of that name.
+_SETTING_OPTIONS = ("--enable", "--disable", "--priority", "--time", "--after",
+                    "--clear-groups", "--clear-after")
+
+
+def _emit(data: object) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _want_json(obj: Any, as_json: bool) -> bool:
+    wanted = bool(getattr(obj, "json", False) or as_json)
+    obj.json = wanted
+    return wanted
+
+
+def _settings_line(a: Any) -> str:
+    return (f"{'yes' if a.auto else 'no'}, priority {a.priority}, time {a.time} s, "
+            f"groups {','.join(a.groups) or '-'}, after {','.join(a.after) or '-'}")
+
+
+class AutostartGroup(click.Group):
+    """Subcommands by name; any other first word is the NAME of ``autostart NAME``."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        first = args[0] if args else ""
+        if first in self.commands:
+            if any(a.split("=")[0] in _SETTING_OPTIONS for a in args[1:]):
+                raise click.UsageError(
+                    f"'{first}' is the `autostart {first}` subcommand, so a container "
+                    f"named {first!r} cannot be changed with `lxcvirt autostart`; rename it "
+                    f"(virsh domrename {first} NEWNAME)"
+                )
+            return super().resolve_command(ctx, args)
+        if first.startswith("-"):
+            return super().resolve_command(ctx, args)
+        return "NAME", settings_command, args
+
+
+@click.group(cls=AutostartGroup, invoke_without_command=False, no_args_is_help=True,
+             subcommand_metavar="NAME [OPTIONS] | list | import")
+def autostart() -> None:
+    """Ordered autostart settings, stored inside each container's domain XML.
+
+    \b
+    lxcvirt autostart NAME                     show NAME's settings
+    lxcvirt autostart NAME --enable --priority 10 --time 5 --group web --after db
+    lxcvirt autostart list [--group G] [--json]  the order `start --all` would use
+    lxcvirt autostart import [NAME]...         take over libvirt's own autostart flag
+
+    Then `lxcvirt start --all` / `lxcvirt stop --all` act on them in order.
+    """
+
+
+@click.command(name="autostart NAME")
+@click.argument("name")
+@click.option("--enable/--disable", "auto", default=None,
+              help="Turn autostart on or off for NAME.")
+@click.option("--priority", type=int, help="Higher starts first (default 0).")
+@click.option("--time", "time_", type=click.IntRange(min=0), metavar="S",
+              help="Seconds to wait for NAME to run before going on (0: don't wait).")
+@click.option("--group", "groups", multiple=True, metavar="G",
+              help="Member of group G (repeat; replaces the list).")
+@click.option("--clear-groups", is_flag=True, help="Member of no group.")
+@click.option("--after", "after", multiple=True, metavar="NAME",
+              help="Start only after NAME (repeat; replaces the list).")
+@click.option("--clear-after", is_flag=True, help="Follow no other container.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def settings_command(
+    obj: Any, name: str, auto: bool | None, priority: int | None, time_: int | None,
+    groups: tuple[str, ...], clear_groups: bool, after: tuple[str, ...], clear_after: bool,
+    as_json: bool,
+) -> None:
+    """Show or change NAME's autostart settings."""
+    from .autostart import update
+
+    if groups and clear_groups:
+        raise click.UsageError("--group and --clear-groups contradict each other")
+    if after and clear_after:
+        raise click.UsageError("--after and --clear-after contradict each other")
+    result = update(
+        obj.host(), name, auto=auto, priority=priority, time=time_,
+        groups=() if clear_groups else (groups or None),
+        after=() if clear_after else (after or None),
+    )
+    if _want_json(obj, as_json):
+        _emit(result.to_dict())
+        return
+    click.echo(f"{name}: {_settings_line(result.settings)}")
+    if result.libvirt_flag:
+        click.echo(f"lxcvirt: note: libvirt's own autostart flag is on for {name} as well; "
+                   "`lxcvirt autostart import` turns it off", err=True)
+
+
+@autostart.command(name="list")
+@click.option("--group", "groups", multiple=True, metavar="G",
+              help="Only group G (repeat: in this order; '' = no group).")
+@click.option("--ignore-auto", is_flag=True, help="Include containers with auto off.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: bool) -> None:
+    """The order `start --all` would use: name, priority, time, groups, after."""
+    from .autostart import entries, plan
+
+    the_plan = plan(entries(obj.host()), groups=groups or None, ignore_auto=ignore_auto)
+    if _want_json(obj, as_json):
+        _emit(the_plan.to_list())
+        return
+    rows = [("NAME", "PRIORITY", "TIME", "GROUPS", "AFTER", "WAVE")]
+    for item in the_plan.to_list():
+        rows.append((str(item["name"]), str(item["priority"]), str(item["time"]),
+                     ",".join(item["groups"]) or "-",  # type: ignore[arg-type]
+                     ",".join(item["after"]) or "-",  # type: ignore[arg-type]
+                     str(item["wave"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for note in the_plan.notes:
+        click.echo(f"lxcvirt: note: {note}", err=True)
+
+
+@autostart.command(name="import")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def import_command(obj: Any, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Take over containers that have libvirt's own autostart flag.
+
+    Sets auto on in lxcvirt's settings (keeping priority, time, groups) and turns libvirt's
+    flag off, so libvirtd no longer starts them unordered when it starts.
+    """
+    from .autostart import import_libvirt_autostart
+
+    done = import_libvirt_autostart(obj.host(), names or None, dry_run=dry_run)
+    if _want_json(obj, as_json):
+        _emit([d.to_dict() for d in done])
+        return
+    if not done:
+        click.echo("no container has libvirt's autostart flag")
+    for d in done:
+        verb = "would take over" if dry_run else "taken over"
+        click.echo(f"{d.name}: {verb} ({_settings_line(d.settings)})")
+
+
+# --- start --all / stop --all (options added to the `start` and `stop` commands) --------
+
+def _common(action: str) -> list[Callable[[Any], Any]]:
+    return [
+        click.option("--all", "all_", is_flag=True,
+                     help=f"{action.capitalize()} the autostart set in order (see `autostart`)."),
+        click.option("--group", "groups", multiple=True, metavar="G",
+                     help="With --all: only group G (repeat: in this order; '' = no group)."),
+        click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="With --all: at most N at once within a priority level (default 8)."),
+    ]
+
+
+START_ALL_OPTIONS = [
+    *_common("start"),
+    click.option("--ignore-auto", is_flag=True,
+                 help="With --all: also containers whose autostart is off."),
+    click.option("--boot", is_flag=True,
+                 help="With --all: obey the system switch (autostart = false: do nothing)."),
+    click.option("--config", "config", metavar="FILE", default=None,
+                 help="Configuration file (default $LXCVIRT_CONFIG, /etc/lxcvirt/lxcvirt.conf)."),
+]
+STOP_ALL_OPTIONS = _common("stop")
+
+
+def with_options(options: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def deco(fn: Any) -> Any:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+def _print_report(report: Any, as_json: bool) -> int:
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        for note in report.notes:
+            click.echo(f"lxcvirt: note: {note}", err=True)
+        for o in report.outcomes:
+            extra = f": {o.reason}" if o.reason else ""
+            went = " (went on after its time)" if o.went_on else ""
+            click.echo(f"{o.name}: {o.result}{went} ({o.seconds:.2f} s){extra}")
+        if not report.outcomes:
+            click.echo(f"nothing to {report.action}")
+    if report.failed:
+        bad = len(report.failed)
+        click.echo(f"lxcvirt: {bad} of {len(report.outcomes)} containers did not "
+                   f"{report.action}", err=True)
+    return int(report.exit_code)
+
+
+def _check_all(name: str | None, all_: bool, extra: dict[str, Any], verb: str) -> None:
+    if name is not None and all_:
+        raise click.UsageError("give a NAME or --all, not both")
+    if name is None and not all_:
+        raise click.UsageError(f"give the NAME of a container to {verb}, or --all")
+    if not all_:
+        used = [k for k, v in extra.items() if v]
+        if used:
+            flag = "--" + used[0].replace("_", "-").rstrip("-")
+            raise click.UsageError(f"{flag} goes with --all")
+
+
+def start_all_command(
+    state: Any, name: str | None, *, all_: bool, groups: tuple[str, ...],
+    parallel: int | None, ignore_auto: bool, boot: bool, config: str | None,
+    no_check: bool, settle: float, timeout: float, as_json: bool,
+) -> int | None:
+    """``lxcvirt start --all``; returns None when it is a plain ``start NAME``."""
+    _check_all(name, all_, {"group": groups, "parallel": parallel, "ignore_auto": ignore_auto,
+                            "boot": boot, "config": config}, "start")
+    if not all_:
+        return None
+    from .autostart import DEFAULT_PARALLEL, start_all
+
+    as_json = _want_json(state, as_json)
+    if boot:
+        from .config import load_config
+
+        cfg = load_config(config)
+        for key in cfg.unknown:
+            click.echo(f"lxcvirt: note: {cfg.path}: unknown setting {key!r} ignored", err=True)
+        if not cfg.autostart:
+            where = cfg.path or "the configuration"
+            msg = f"autostart is off in {where} (autostart = false); not starting anything"
+            if as_json:
+                _emit({"action": "start", "skipped": True, "reason": msg, "containers": []})
+            else:
+                click.echo(f"lxcvirt: {msg}")
+            return 0
+    host = state.host()
+    report = start_all(
+        host, groups=groups or None, ignore_auto=ignore_auto,
+        parallel=parallel or DEFAULT_PARALLEL, timeout=timeout, settle=settle,
+        check=not no_check, progress=None if as_json else _progress_for(host),
+    )
+    return _print_report(report, as_json)
+
+
+def _progress_for(_host: Any) -> Callable[[Any], None] | None:
+    # The total is not known before the plan is made; count as they come.
+    if not sys.stderr.isatty():
+        return None
+    lock = threading.Lock()
+    count = [0]
+
+    def show(o: Any) -> None:
+        with lock:
+            count[0] += 1
+            click.echo(f"[{count[0]}] {o.name}: {o.result} ({o.seconds:.2f} s)", err=True)
+
+    return show
+
+
+def stop_all_command(
+    state: Any, name: str | None, *, all_: bool, groups: tuple[str, ...],
+    parallel: int | None, timeout: float, as_json: bool,
+) -> int | None:
+    """``lxcvirt stop --all``; returns None when it is a plain ``stop NAME``."""
+    _check_all(name, all_, {"group": groups, "parallel": parallel}, "stop")
+    if not all_:
+        return None
+    from .autostart import DEFAULT_PARALLEL, stop_all
+
+    as_json = _want_json(state, as_json)
+    host = state.host()
+    report = stop_all(host, groups=groups or None, parallel=parallel or DEFAULT_PARALLEL,
+                      timeout=timeout, progress=None if as_json else _progress_for(host))
+    return _print_report(report, as_json)
