@@ -85,34 +85,13 @@ def cli(ctx: click.Context, uri: str | None) -> None:
 @pass_state
 def render(state: State, spec: str, emulator: str | None, offline: bool) -> None:
     """Print the domain XML for SPEC (a TOML file), like virt-install --print-xml."""
-    from dataclasses import replace
+    from .rendering import render_file
 
-    from .errors import DaemonUnreachable
-    from .load import load_spec
-    from .rendering import offline_emulator
-    from .rendering import render as render_xml
-
-    container = load_spec(spec)
-    if emulator:
-        container = replace(container, emulator=emulator)
-    used = None
-    if not offline and container.emulator is None:
-        try:
-            used = state.host().emulator()
-        except DaemonUnreachable as exc:
-            _note(f"{exc}; rendering offline")
-    if used is None and container.emulator is None:
-        choice = offline_emulator(container)
-        used = choice.path
-        _note(f"emulator {choice.path or '(none)'}: {choice.how}")
-    xml = render_xml(container, emulator=used)
-    from .validate import check_domain_xml
-
-    # Our own profile catches a bad spec value; libvirt's domain.rng (~50 ms to load) is
-    # not needed for what our templates write: tests/test_render.py checks every golden
-    # file against it.
-    check_domain_xml(xml, spec, libvirt_schema=False)
-    click.echo(xml, nl=False)
+    rendered = render_file(spec, uri=state.uri, emulator=emulator, offline=offline)
+    if rendered.note:
+        for line in rendered.note.splitlines():
+            _note(line)
+    click.echo(rendered.xml, nl=False)
 
 
 @cli.command()

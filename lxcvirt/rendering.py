@@ -107,3 +107,69 @@ def render(
         ns=METADATA_NS,
         autostart=spec.autostart,
     )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What ``lxcvirt render`` prints, and what it tells the user about the emulator."""
+
+    xml: str
+    emulator: Emulator
+    note: str | None = None
+
+
+def render_file(
+    path: str | Path,
+    *,
+    uri: str | None = None,
+    emulator: str | None = None,
+    offline: bool = False,
+) -> Rendered:
+    """Load a spec file and render it for the host at ``uri`` (its capabilities name the
+    emulator), or offline.  The output is checked against lxcvirt's profile schema."""
+    import threading
+    from dataclasses import replace
+
+    from .errors import DaemonUnreachable
+    from .load import load_spec
+
+    asked: dict[str, object] = {}
+
+    def ask_daemon() -> None:
+        from .host import Host
+
+        try:
+            with Host(uri) as host:
+                asked["path"] = host.emulator()
+        except DaemonUnreachable as exc:
+            asked["error"] = exc
+
+    # The daemon answers capabilities slowly (it probes the host); ask it while the spec
+    # is read and the template engine loads.
+    worker = None
+    if not offline and emulator is None:
+        worker = threading.Thread(target=ask_daemon, daemon=True)
+        worker.start()
+    spec = load_spec(path)
+    if emulator:
+        spec = replace(spec, emulator=emulator)
+    note = None
+    used: Emulator | None = None
+    if spec.emulator:
+        used = Emulator(spec.emulator, "from the spec" if not emulator else "given")
+    elif worker is not None:
+        worker.join()
+        if "path" in asked:
+            used = Emulator(str(asked["path"]), "from the daemon's capabilities")
+        else:
+            note = f"{asked['error']}; rendering offline"
+    if used is None:
+        used = offline_emulator(spec)
+        note = (note + "\n" if note else "") + f"emulator {used.path or '(none)'}: {used.how}"
+    xml = render(spec, emulator=used.path)
+    from .validate import check_domain_xml
+
+    # Our profile catches a bad value; libvirt's domain.rng (~50 ms to load) is not needed
+    # for what our templates write: tests/test_render.py checks every golden file with it.
+    check_domain_xml(xml, str(path), libvirt_schema=False)
+    return Rendered(xml, used, note)
