@@ -569,6 +569,7 @@ def plan(
             owned.append(target)
         items: list[PlanItem] = []
         try:
+            target.conn  # noqa: B018 - connect now: an unreachable host is reported as such
             for src in per_host[name]:
                 try:
                     items.append(_plan_one(target, name, src, restart=restart,
