@@ -324,6 +324,52 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+# --- window size -----------------------------------------------------------------------
+# libvirt has no call to resize a console.  On a local daemon the container's console is
+# a pty of the container's own devpts, which we can reach through its init's root
+# (/proc/PID/root) and resize with TIOCSWINSZ; the kernel then sends SIGWINCH to the
+# container's foreground job.  ``/dev/console`` itself is a bind mount of that pty which
+# refused to open from outside here (ENODEV), so the devpts path is found in mountinfo.
+
+
+def console_pty_path(controller_pid: int) -> str | None:
+    """A host path to the container's console pty, or None when there is none to find."""
+    try:
+        children = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text()
+        init = int(children.split()[0])
+        mountinfo = Path(f"/proc/{init}/mountinfo").read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    mounts = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if sep and len(fields) >= 5 and rfields and rfields[0] == "devpts":
+            mounts.append((fields[2], fields[3], fields[4]))  # dev, root, mount point
+    for dev, root, point in mounts:
+        if point == "/dev/console":
+            for dev2, root2, point2 in mounts:
+                if dev2 == dev and root2 == "/":
+                    return f"/proc/{init}/root{point2.rstrip('/')}{root}"
+    return None
+
+
+def copy_window_size(from_fd: int, pty_path: str) -> bool:
+    """Give the pty at ``pty_path`` the window size of the terminal on ``from_fd``."""
+    try:
+        size = fcntl.ioctl(from_fd, termios.TIOCGWINSZ, b"\0" * 8)
+        fd = os.open(pty_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 # --- the session -----------------------------------------------------------------------
 
 
@@ -421,6 +467,8 @@ class Session:
         self._matched = False
         self._output_failed: OSError | None = None
         self._signal: int | None = None
+        self._winch = False
+        self._pty_path: str | None = None
         self._last_output = time.monotonic()
         self._got_data = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -486,6 +534,18 @@ class Session:
     def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
         self._daemon_gone = True
         self._wake()
+
+    def _on_winch(self, _signum: int, _frame: Any) -> None:
+        self._winch = True
+        self._wake()
+
+    def _pass_window_size(self) -> None:
+        self._winch = False
+        if self._pty_path is None and self.host.is_local:
+            with contextlib.suppress(libvirt.libvirtError):
+                self._pty_path = console_pty_path(int(self.dom.ID()))
+        if self._pty_path is not None and not copy_window_size(self.stdin, self._pty_path):
+            self._pty_path = None  # the container restarted its console; look again next time
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signal = signum
@@ -653,6 +713,8 @@ class Session:
             if self._stream_closed:
                 self._reattach()
                 continue
+            if self._winch:
+                self._pass_window_size()
             waits: list[float] = []
             left = self._deadline_left(deadline)
             if left is not None:
@@ -702,6 +764,8 @@ class Session:
             return
         sigs = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
         saved = {s: signal.signal(s, self._on_signal) for s in sigs}
+        if self.interactive:
+            saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_winch)
         try:
             yield
         finally:
@@ -749,16 +813,19 @@ class Session:
                 if self.interactive:
                     self.say(f"connected to {self.name}; detach with {escape_name(self.escape)}")
                     with raw_terminal(self.stdin):
+                        self._winch = True  # the container starts with our size
                         result = self._guarded_loop()
+                        if result.message:  # still raw: starts on a line of its own
+                            self.say(result.message)
                 else:
                     result = self._guarded_loop()
+                    if result.message:
+                        self.say(result.message)
         finally:
             self._close_stream()
             self._unregister()
             os.close(self._wake_r)
             os.close(self._wake_w)
-        if result.message:
-            self.say(result.message)
         return result
 
     def _guarded_loop(self) -> Result:

@@ -250,7 +250,8 @@ def _intermediate(plan: _Plan) -> NoReturn:
 def _command(plan: _Plan) -> NoReturn:
     """The grandchild, inside the PID namespace: become the user, chdir, exec."""
     try:
-        for sig in (*IGNORED, *FORWARDED):
+        # Python ignores SIGPIPE and SIGXFSZ; the command must start with the defaults.
+        for sig in (*IGNORED, *FORWARDED, signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         os.chdir("/")
         account = lookup_user(plan.user) if plan.user is not None else None
