@@ -42,8 +42,8 @@ from .errors import (
 )
 from .host import Host, state_name
 from .inventory import Inventory, load_inventory
-from .metadata import METADATA_KEY, metadata_xml, read_autostart
-from .spec import METADATA_NS, Autostart, Container
+from .metadata import read_autostart
+from .spec import Autostart, Container
 from .validate import check_domain_xml, is_spec_path
 
 CREATE = "create"
@@ -55,8 +55,6 @@ STOP = "stop"
 UNDEFINE = "undefine"
 
 _INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
-_META_ELEMENT = 2  # libvirt.VIR_DOMAIN_METADATA_ELEMENT
-_AFFECT_LIVE = 1  # libvirt.VIR_DOMAIN_AFFECT_LIVE
 
 # --- reading the files ---------------------------------------------------------------
 
@@ -691,49 +689,18 @@ class ApplyResult:
 
 
 def set_live_autostart(target: Host, name: str, autostart: Autostart) -> None:
-    """Write autostart settings into a running container's live definition too.
+    """Write autostart settings into a running container's live definition as well.
 
     A redefinition changes the persistent config only; without this, ``status`` (which
-    reads the live XML) shows the old settings until the next start.
+    reads the live XML) would show the old settings until the next start.  The metadata
+    API of :mod:`lxcvirt.autostart` writes live and persistent config at once.
     """
-    from importlib import import_module
+    from . import autostart as _autostart
 
-    try:
-        setter = getattr(import_module(".autostart", __package__), "set_live", None)
-    except ImportError:  # lxcvirt.autostart is not there: set the metadata here
-        setter = None
-    if setter is not None:
-        setter(target, name, autostart)
-        return
-    dom = target.domain(name)
-    _libvirt.call(
-        f"setting the live autostart settings of {name}",
-        dom.setMetadata,
-        _META_ELEMENT,
-        _default_namespace(metadata_xml(autostart)),
-        METADATA_KEY,
-        METADATA_NS,
-        _AFFECT_LIVE,
+    _autostart.update(
+        target, name, auto=autostart.auto, priority=autostart.priority, time=autostart.time,
+        groups=autostart.groups, after=autostart.after,
     )
-
-
-def _default_namespace(xml: str) -> str:
-    """Our metadata element with its namespace as the default one, no prefix.
-
-    virDomainSetMetadata declares the key as a prefix on the element it is given and fails
-    ("failed to create a new XML namespace") when that prefix is declared already; with a
-    default namespace the children stay in our namespace and the prefix is free.
-    """
-    from lxml import etree
-
-    def rebuild(el: Any) -> Any:
-        new = etree.Element(el.tag, dict(el.attrib), nsmap={None: METADATA_NS})
-        for child in el:
-            if isinstance(child.tag, str):
-                new.append(rebuild(child))
-        return new
-
-    return str(etree.tostring(rebuild(etree.fromstring(xml)), encoding="unicode"))
 
 
 def _act(
@@ -746,15 +713,17 @@ def _act(
     started = False
     try:
         for action in item.actions:
-            if action in (CREATE, REDEFINE, AUTOSTART):
+            if action == AUTOSTART:
+                if item.current != "shut off" and item.autostart is not None:
+                    # live and persistent, through the metadata API; then the definition
+                    set_live_autostart(target, item.name, item.autostart)
                 res = target.define(item.xml)
                 diff = res.diff
-                if res.action == "redefined" and action == AUTOSTART:
-                    done.append("autostart updated")
-                    if res.restart_needed and item.autostart is not None:
-                        set_live_autostart(target, item.name, item.autostart)
-                else:
-                    done.append(res.action)
+                done.append("autostart updated")
+            elif action in (CREATE, REDEFINE):
+                res = target.define(item.xml)
+                diff = res.diff
+                done.append(res.action)
             elif action == RESTART:
                 target.stop(item.name, timeout=timeout)
                 target.start(item.name, check=check)
