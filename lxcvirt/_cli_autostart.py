@@ -219,13 +219,12 @@ def _print_report(report: Any, as_json: bool) -> int:
 def _check_all(name: str | None, all_: bool, extra: dict[str, Any], verb: str) -> None:
     if name is not None and all_:
         raise click.UsageError("give a NAME or --all, not both")
+    used = [k for k, v in extra.items() if v]
+    if not all_ and used:
+        flag = "--" + used[0].replace("_", "-")
+        raise click.UsageError(f"{flag} goes with --all")
     if name is None and not all_:
         raise click.UsageError(f"give the NAME of a container to {verb}, or --all")
-    if not all_:
-        used = [k for k, v in extra.items() if v]
-        if used:
-            flag = "--" + used[0].replace("_", "-").rstrip("-")
-            raise click.UsageError(f"{flag} goes with --all")
 
 
 def start_all_command(

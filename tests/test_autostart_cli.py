@@ -1,0 +1,201 @@
+"""``lxcvirt autostart ...``, ``start --all`` and ``stop --all`` through the CLI entry point.
+
+Runs are limited to a group of the test's own; the lock and the config file live in
+tmp_path (environment variables), never in /run or /etc.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import URI, busybox_spec
+
+from lxcvirt.autostart import LOCK_ENV, run_lock
+from lxcvirt.cli import main
+from lxcvirt.spec import Autostart
+
+_groups = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _private_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "autostart.lock"))
+    monkeypatch.setenv("LXCVIRT_CONFIG", str(tmp_path / "absent.conf"))
+
+
+@pytest.fixture
+def group() -> str:
+    return f"c{os.getpid()}-{next(_groups)}"
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    def _run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main(["-c", URI, *args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run
+
+
+@pytest.fixture
+def make(host: Any, names: Callable[[str], str], busybox_root: Path, group: str
+         ) -> Callable[..., str]:
+    def _make(label: str, priority: int = 0, *, init: tuple[str, ...] | None = None,
+              auto: bool = True) -> str:
+        name = names(label)
+        kw = {} if init is None else {"init": init}
+        host.define(busybox_spec(name, busybox_root, autostart=Autostart(
+            auto=auto, priority=priority, groups=(group,)), **kw))
+        return name
+
+    return _make
+
+
+# --- no daemon needed ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["autostart", "list", "--enable"], "rename it", id="container-named-list"),
+        pytest.param(["autostart", "import", "--priority", "3"], "rename it",
+                     id="container-named-import"),
+        pytest.param(["start", "x", "--all"], "a NAME or --all, not both", id="name-and-all"),
+        pytest.param(["start"], "or --all", id="neither"),
+        pytest.param(["stop", "--group", "g"], "--group goes with --all", id="group-no-all"),
+        pytest.param(["start", "x", "--boot"], "--boot goes with --all", id="boot-no-all"),
+        pytest.param(["autostart", "x", "--group", "a", "--clear-groups"], "contradict",
+                     id="group-and-clear"),
+    ],
+)
+def test_usage_errors(run: Run, args: list[str], message: str) -> None:
+    rc, out, err = run(*args)
+    assert rc == 1
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+# --- against the daemon --------------------------------------------------------------------
+
+daemon = pytest.mark.daemon
+
+
+@daemon
+def test_set_and_show_settings(run: Run, make: Callable[..., str], group: str) -> None:
+    name = make("set", auto=False)
+    rc, out, _ = run("autostart", name, "--enable", "--priority", "3", "--time", "2",
+                     "--group", group, "--group", "extra", "--json")
+    assert rc == 0
+    data = json.loads(out)
+    assert (data["auto"], data["priority"], data["time"]) == (True, 3, 2)
+    assert data["groups"] == [group, "extra"] and data["changed"] is True
+    rc, out, _ = run("autostart", name)
+    assert rc == 0
+    assert out.strip() == f"{name}: yes, priority 3, time 2 s, groups {group},extra, after -"
+    rc, out, _ = run("autostart", name, "--disable", "--clear-groups")
+    assert out.strip() == f"{name}: no, priority 3, time 2 s, groups -, after -"
+
+
+@daemon
+def test_unknown_container(run: Run, names: Callable[[str], str]) -> None:
+    rc, _, err = run("autostart", names("ghost"), "--enable")
+    assert rc == 1 and "no container named" in err
+
+
+@daemon
+def test_list_shows_the_start_order(run: Run, make: Callable[..., str], group: str) -> None:
+    low = make("low", 1)
+    high = make("high", 9)
+    make("off", 20, auto=False)
+    rc, out, _ = run("autostart", "list", "--group", group)
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "PRIORITY", "TIME", "GROUPS", "AFTER", "WAVE"]
+    assert [ln.split()[:2] for ln in lines[1:]] == [[high, "9"], [low, "1"]]
+    rc, out, _ = run("autostart", "list", "--group", group, "--ignore-auto", "--json")
+    assert [d["name"] for d in json.loads(out)][1:] == [high, low]
+
+
+@daemon
+def test_start_all_then_stop_all(run: Run, make: Callable[..., str], group: str,
+                                 host: Any) -> None:
+    a = make("a", 2)
+    b = make("b", 1)
+    rc, out, _ = run("start", "--all", "--group", group, "--no-check", "--settle", "0",
+                     "--json")
+    assert rc == 0
+    report = json.loads(out)
+    assert [(c["name"], c["action"], c["result"]) for c in report["containers"]] == [
+        (a, "start", "started"), (b, "start", "started")
+    ]
+    assert all(isinstance(c["seconds"], float) for c in report["containers"])
+    assert host.domain(a).isActive() and host.domain(b).isActive()
+    rc, out, _ = run("stop", "--all", "--group", group, "--timeout", "10")
+    assert rc == 0
+    assert out.splitlines()[0].startswith(f"{b}: shut down")
+    assert not host.domain(a).isActive()
+    rc, out, _ = run("stop", "--all", "--group", group)
+    assert (rc, out.strip()) == (0, "nothing to stop")
+
+
+@daemon
+def test_partial_failure_exits_2(run: Run, make: Callable[..., str], group: str) -> None:
+    make("good", 1)
+    bad = make("bad", 0, init=("/no/such/init",))
+    rc, out, err = run("start", "--all", "--group", group, "--no-check", "--settle", "0")
+    assert rc == 2
+    assert f"{bad}: failed" in out
+    assert "1 of 2 containers did not start" in err
+
+
+@daemon
+def test_system_switch_off(run: Run, make: Callable[..., str], group: str, host: Any,
+                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = make("boot")
+    conf = tmp_path / "lxcvirt.conf"
+    conf.write_text("autostart = false\n")
+    rc, out, _ = run("start", "--all", "--boot", "--config", str(conf), "--group", group,
+                     "--no-check")
+    assert rc == 0 and "autostart is off" in out and str(conf) in out
+    monkeypatch.setenv("LXCVIRT_CONFIG", str(conf))
+    rc, out, _ = run("start", "--all", "--boot", "--group", group, "--no-check", "--json")
+    assert rc == 0 and json.loads(out)["skipped"] is True
+    assert not host.domain(name).isActive()
+    # Without --boot the switch does not apply (a person asked for it).
+    rc, _, _ = run("start", "--all", "--group", group, "--no-check", "--settle", "0")
+    assert rc == 0 and host.domain(name).isActive()
+
+
+@daemon
+def test_second_run_is_refused_while_the_lock_is_held(
+    run: Run, make: Callable[..., str], group: str, host: Any
+) -> None:
+    name = make("locked")
+    with run_lock():
+        rc, _, err = run("start", "--all", "--group", group, "--no-check")
+    assert rc == 1
+    assert "another `lxcvirt start --all` or `stop --all` is running" in err
+    assert not host.domain(name).isActive()
+
+
+@daemon
+def test_cycle_exits_1_naming_it(run: Run, host: Any, names: Callable[[str], str],
+                                 busybox_root: Path, group: str) -> None:
+    a, b = names("x"), names("y")
+    for me, other in ((a, b), (b, a)):
+        host.define(busybox_spec(me, busybox_root, autostart=Autostart(
+            auto=True, groups=(group,), after=(other,))))
+    rc, _, err = run("start", "--all", "--group", group, "--no-check")
+    assert rc == 1 and f"cycle: {a} -> {b} -> {a}" in err
+    assert not host.domain(a).isActive()
