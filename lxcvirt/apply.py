@@ -726,7 +726,7 @@ def _act(
                 done.append(res.action)
             elif action == RESTART:
                 target.stop(item.name, timeout=timeout)
-                target.start(item.name, check=check)
+                target.start(item.name, check=check, settle=0)
                 done.append("restarted")
                 restart_needed = False
                 started = True
@@ -734,7 +734,7 @@ def _act(
                 how = target.stop(item.name, timeout=timeout).how
                 done.append("stopped" if how == "shut down" else how)
             elif action == START:
-                target.start(item.name, check=check)
+                target.start(item.name, check=check, settle=0)
                 done.append("started")
                 started = True
             elif action == UNDEFINE:
