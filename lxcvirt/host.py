@@ -526,10 +526,13 @@ class Host:
                 return not dom.isActive()
 
             stopped_events = {libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED}
+            began = time.monotonic()
             if not stopped():
                 watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
             if settle > 0 and not stopped():
                 watch.wait_for(stopped_events, settle, stopped)
+            if running():
+                _wait_init_known(dom, began + timeout)
             if stopped():
                 init = dom_init(dom)
                 raise StartFailed(
@@ -572,22 +575,40 @@ class Host:
             # (application containers).  libvirt's default mode sends SIGTERM only when it
             # finds no initctl pipe, and seen here it found one in a busybox container that
             # nothing reads, so the container never heard of the shutdown.
-            failures: list[libvirt.libvirtError] = []
-            for mode in (libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL, libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL):
-                try:
-                    dom.shutdownFlags(mode)
-                except libvirt.libvirtError as exc:
-                    failures.append(exc)
-            if len(failures) == 2 and not stopped():
-                err = _libvirt.convert(failures[-1], f"shutting down {name}")
-                if not isinstance(err, (InvalidState, Refused)):
-                    raise err from failures[-1]
-            elif watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, timeout, stopped):
-                return StopResult(name, "shut down", time.monotonic() - began)
+            deadline = began + timeout
+            refused: LxcvirtError | None = None
+            while True:
+                failures: list[libvirt.libvirtError] = []
+                for mode in (
+                    libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL,
+                    libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL,
+                ):
+                    try:
+                        dom.shutdownFlags(mode)
+                    except libvirt.libvirtError as exc:
+                        failures.append(exc)
+                if len(failures) < 2 or stopped():
+                    refused = None
+                    break
+                refused = _libvirt.convert(failures[-1], f"shutting down {name}")
+                if not isinstance(refused, (InvalidState, Refused)):
+                    raise refused from failures[-1]
+                # libvirt learns the init's pid from its controller after create() has
+                # returned ("Init process ID is not yet known"); under load that takes a
+                # while.  There is no event for it: ask again shortly.
+                if "not yet known" not in refused.message or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+            if refused is None:
+                left = max(0.0, deadline - time.monotonic())
+                if watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, left, stopped):
+                    return StopResult(name, "shut down", time.monotonic() - began)
             if stopped():
                 return StopResult(name, "shut down", time.monotonic() - began)
             self._destroy(dom, name)
-            return StopResult(name, "destroyed after timeout", time.monotonic() - began)
+            # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
+            how = "destroyed" if refused is not None else "destroyed after timeout"
+            return StopResult(name, how, time.monotonic() - began)
         finally:
             self._unwatch(cb_id)
 
@@ -653,6 +674,30 @@ def _keep_generated(checked: Checked, defined: str) -> Checked:
     if not changed:
         return checked
     return check_domain_xml(etree.tostring(root, encoding="unicode"), checked.source)
+
+
+def _wait_init_known(dom: Any, deadline: float) -> None:
+    """Wait until libvirt knows the container's init pid (it hears it from the
+    libvirt_lxc controller after create() returns); until then shutdown and exec fail
+    with "not yet known".  No event says so: ask for the namespaces (~1 ms) until it
+    answers.  Other answers (remote URIs cannot pass fds) end the wait."""
+    import os
+
+    import libvirt_lxc
+
+    while True:
+        try:
+            fds = libvirt_lxc.lxcOpenNamespace(dom, 0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                return
+            if time.monotonic() >= deadline or not dom.isActive():
+                return
+            time.sleep(0.01)
+            continue
+        for fd in fds or ():
+            os.close(fd)
+        return
 
 
 def dom_init(dom: Any) -> str:
