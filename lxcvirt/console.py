@@ -49,7 +49,6 @@ import re
 import select
 import signal
 import socket
-import sys
 import termios
 import threading
 import time
@@ -169,9 +168,9 @@ class ConsoleLock:
     its pid there and waits for the lock.
     """
 
-    def __init__(self, name: str, directory: Path | None = None) -> None:
+    def __init__(self, name: str, directory: str | os.PathLike[str] | None = None) -> None:
         self.name = name
-        self.dir = directory or RUN_DIR
+        self.dir = Path(directory) if directory is not None else RUN_DIR
         key = _key(name)
         self.path = self.dir / f"{key}.lock"
         self.sock_path = self.dir / f"{key}.sock"
@@ -862,7 +861,7 @@ def attach(
     stdin: int | None = None,
     stdout: int | None = None,
     notify: Notify | None = None,
-    lock_dir: Path | None = None,
+    lock_dir: str | os.PathLike[str] | None = None,
 ) -> Result:
     """Attach to container ``name``'s console; return how the session ended.
 
@@ -877,8 +876,8 @@ def attach(
     esc = parse_escape(escape)
     if timeout is not None and timeout < 0:
         raise ConsoleError("--timeout must not be negative")
-    in_fd = sys.stdin.fileno() if stdin is None else stdin
-    out_fd = sys.stdout.fileno() if stdout is None else stdout
+    in_fd = 0 if stdin is None else stdin
+    out_fd = 1 if stdout is None else stdout
     stdin_tty = os.isatty(in_fd)
     interactive = stdin_tty and not send and not expect
     payload = [decode_send(s) for s in send]
