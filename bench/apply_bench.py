@@ -31,6 +31,7 @@ from lxcvirt.load import load_spec
 from lxcvirt.rendering import render
 
 N = 30
+ROUNDS = 2
 URI = os.environ.get("LXCVIRT_BENCH_URI", "lxc:///")
 PREFIX = f"lxcvirt-bench-{os.getpid()}-"
 LXCVIRT = [str(Path(sys.executable).with_name("lxcvirt"))]
@@ -85,11 +86,10 @@ def main() -> None:
     emulator = Host(URI).emulator()
     rows: list[tuple[str, float]] = []
     try:
-        # --- 30 new: lxcvirt apply (CLI), with and without the settle window ------------
+        # --- 30 made by lxcvirt apply, then applied again unchanged ------------------------
         cli_dir = work / "cli"
         write_specs(cli_dir, "cli", root)
-        t_cli = timed(lambda: sh([*LXCVIRT, "-c", URI, "apply", "--settle", "0", str(cli_dir)]))
-        rows.append(("new: lxcvirt apply (CLI, host checks on, --settle 0)", t_cli))
+        sh([*LXCVIRT, "-c", URI, "apply", "--settle", "0", str(cli_dir)])
 
         # --- 30 unchanged: lxcvirt apply again ------------------------------------------
         t_same_cli = timed(lambda: sh([*LXCVIRT, "-c", URI, "apply", str(cli_dir)]))
@@ -115,38 +115,51 @@ def main() -> None:
         rows.append(("unchanged: virsh define loop (peer)", timed(virsh_define_again)))
         cleanup(conn)
 
-        # --- 30 new: library, default settle ---------------------------------------------
-        lib_dir = work / "lib"
-        write_specs(lib_dir, "lib", root)
-        with Host(URI, preflight=lambda _h: None) as h:
-            t_lib = timed(lambda: A.apply(A.plan([lib_dir], hosts={"h": h}), check=False))
-        rows.append(("new: apply library call (settle 0.5 s once)", t_lib))
-        cleanup(conn)
+        # --- 30 new, in rounds (the shared daemon is noisy: keep each one's best) --------
+        best: dict[str, float] = {}
 
-        # --- 30 new: virsh define + virsh start loop ------------------------------------
-        virsh_dir = work / "virsh"
-        names = write_specs(work / "virsh-specs", "virsh", root)
-        virsh_dir.mkdir()
-        for name in names:
-            spec = load_spec(work / "virsh-specs" / f"{name}.toml")
-            (virsh_dir / f"{name}.xml").write_text(render(spec, emulator=emulator))
+        def keep(label: str, secs: float) -> None:
+            best[label] = min(secs, best.get(label, secs))
 
-        def virsh_loop() -> None:
+        def one_round(rnd: int) -> None:
+            d = work / f"round{rnd}"
+            lib_dir, cli2_dir = d / "lib", d / "cli"
+            write_specs(lib_dir, f"lib{rnd}", root)
+            write_specs(cli2_dir, f"cli{rnd}", root)
+            t = timed(lambda: sh([*LXCVIRT, "-c", URI, "apply", "--settle", "0", str(cli2_dir)]))
+            keep("new: lxcvirt apply (CLI, host checks on, --settle 0)", t)
+            cleanup(conn)
+            with Host(URI, preflight=lambda _h: None) as h:
+                t = timed(lambda: A.apply(A.plan([lib_dir], hosts={"h": h}), check=False))
+            keep("new: apply library call (settle 0.5 s once)", t)
+            cleanup(conn)
+
+            names = write_specs(d / "virsh-specs", f"virsh{rnd}", root)
+            virsh_dir = d / "virsh"
+            virsh_dir.mkdir()
             for name in names:
-                sh(["virsh", "-q", "-c", URI, "define", str(virsh_dir / f"{name}.xml")])
-                sh(["virsh", "-q", "-c", URI, "start", name])
+                spec = load_spec(d / "virsh-specs" / f"{name}.toml")
+                (virsh_dir / f"{name}.xml").write_text(render(spec, emulator=emulator))
 
-        rows.append(("new: virsh define + virsh start loop (peer)", timed(virsh_loop)))
-        cleanup(conn)
+            def virsh_loop() -> None:
+                for name in names:
+                    sh(["virsh", "-q", "-c", URI, "define", str(virsh_dir / f"{name}.xml")])
+                    sh(["virsh", "-q", "-c", URI, "start", name])
 
-        # --- 30 new: raw libvirt-python ---------------------------------------------------
-        xmls = [(virsh_dir / f"{n}.xml").read_text() for n in names]
+            keep("new: virsh define + virsh start loop (peer)", timed(virsh_loop))
+            cleanup(conn)
+            xmls = [(virsh_dir / f"{n}.xml").read_text() for n in names]
 
-        def raw_loop() -> None:
-            for x in xmls:
-                conn.defineXML(x).create()
+            def raw_loop() -> None:
+                for x in xmls:
+                    conn.defineXML(x).create()
 
-        rows.append(("new: raw libvirt-python defineXML + create (peer)", timed(raw_loop)))
+            keep("new: raw libvirt-python defineXML + create (peer)", timed(raw_loop))
+            cleanup(conn)
+
+        for rnd in range(ROUNDS):
+            one_round(rnd)
+        rows += list(best.items())
     finally:
         cleanup(conn)
         conn.close()
