@@ -172,7 +172,7 @@ def _common(action: str) -> list[Callable[[Any], Any]]:
         click.option("--group", "groups", multiple=True, metavar="G",
                      help="With --all: only group G (repeat: in this order; '' = no group)."),
         click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
-                     help="With --all: at most N at once within a priority level (default 8)."),
+                     help="With --all: at most N at once within a priority level (default 10)."),
     ]
 
 
