@@ -6,23 +6,18 @@ own autostart flag is a symlink under /etc/libvirt that stays behind and has no 
 
 The pieces, in data-path order::
 
-    get / update / erase       libvirt's metadata API (virDomain{Get,Set}Metadata), keyed by
-                             our namespace URI, on the persistent config and, while the
-                             container runs, the live one too
-    entries(host)            every container with its settings and whether it runs
-    plan(entries, ...)       pure: select (auto, groups), order (priority, name, ``after``),
-                             cut into waves that may run in parallel; cycles refused
-    start_all / stop_all     run a plan under a lock, a thread pool per wave
-    import_libvirt_autostart take over libvirt's own flag
+    get / update / erase      libvirt's metadata API (virDomain{Get,Set}Metadata), keyed
+                              by our namespace URI, on the persistent config and, while
+                              the container runs, the live one too
+    entries(host)             every container with its settings and whether it runs
+    plan(entries, ...)        pure (lxcvirt._autoplan): select, order, cut into waves
+    start_all / stop_all      run a plan under a lock, a thread pool per wave
+    import_libvirt_autostart  take over libvirt's own flag
 
-Ordering rules (what :func:`plan` guarantees):
-
-* higher ``priority`` first; equal priority by name;
-* ``after`` wins over priority: a container never starts before one it follows, even when
-  that one has a lower priority (ignored for names outside the run, noted in the plan);
-* a wave is the set of containers of one priority whose dependencies are all placed; its
-  members have no ordering between them and may start in parallel;
-* ``--group`` passes run in the order given, each container once; ``""`` is "no group".
+``time``: when > 0, the run waits up to that long for the container to be RUNNING before
+it starts the next wave; 0 means it does not wait, so the next wave's starts are begun
+right after (in order) and may overlap.  ``after`` always waits for the start of the one
+followed to succeed, and skips the follower when it did not.
 """
 
 from __future__ import annotations
@@ -31,16 +26,17 @@ import fcntl
 import os
 import threading
 import time as _time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import libvirt
 
 from . import _libvirt
+from ._autoplan import Entry, Plan, Wave, find_cycle, plan, settings_dict
 from .errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -54,6 +50,12 @@ from .errors import (
 )
 from .spec import METADATA_NS, Autostart, check_name
 
+__all__ = [
+    "DEFAULT_PARALLEL", "Entry", "Imported", "Outcome", "Plan", "Report", "SetResult", "Wave",
+    "entries", "erase", "find_cycle", "get", "import_libvirt_autostart", "plan", "run_lock",
+    "settings_dict", "start_all", "stop_all", "update",
+]
+
 if TYPE_CHECKING:
     from .host import Host
 
@@ -62,8 +64,6 @@ LOCK_ENV = "LXCVIRT_AUTOSTART_LOCK"
 #: Starts/stops at once within a wave, each on a connection of its own.  libvirtd has 20
 #: workers by default; a destroy of a SIGTERM-ignoring container holds one ~1.8 s.
 DEFAULT_PARALLEL = 10
-#: Words ``autostart NAME`` cannot take: they are the group's subcommands.
-RESERVED_NAMES = ("list", "import")
 
 _Q = "{" + METADATA_NS + "}"
 _NO_METADATA = getattr(libvirt, "VIR_ERR_NO_DOMAIN_METADATA", 80)
@@ -180,11 +180,6 @@ class SetResult:
                 "libvirt_autostart": self.libvirt_flag}
 
 
-def settings_dict(a: Autostart) -> dict[str, object]:
-    return {"auto": a.auto, "priority": a.priority, "time": a.time,
-            "groups": list(a.groups), "after": list(a.after)}
-
-
 def update(
     host: Host,
     name: str,
@@ -230,15 +225,6 @@ def erase(host: Host, name: str) -> None:
 # --- what is there ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One container as the planner sees it."""
-
-    name: str
-    settings: Autostart = field(default_factory=Autostart)
-    running: bool = False
-
-
 def entries(host: Host) -> list[Entry]:
     """Every container on the host with its settings and whether it runs."""
     doms = _libvirt.call("listing containers", host.conn.listAllDomains, 0)
@@ -256,146 +242,6 @@ def entries(host: Host) -> list[Entry]:
             raise XMLError(f"{dom.name()}: {exc}") from exc
         out.append(Entry(name, settings, running))
     return sorted(out, key=lambda e: e.name)
-
-
-# --- the plan (pure) ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Wave:
-    """Containers of one priority with no ordering between them."""
-
-    priority: int
-    names: tuple[str, ...]
-    #: The ``--group`` pass this wave belongs to (None: no --group given).
-    group: str | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    waves: tuple[Wave, ...]
-    entries: Mapping[str, Entry]
-    #: Things worth saying that do not stop the run (an ``after`` outside the run, ...).
-    notes: tuple[str, ...] = ()
-
-    def order(self) -> list[str]:
-        return [n for w in self.waves for n in w.names]
-
-    def follows(self, name: str) -> tuple[str, ...]:
-        """The containers of this plan ``name`` must wait for."""
-        return tuple(a for a in self.entries[name].settings.after if a in self.entries)
-
-    def reversed(self) -> Plan:
-        """The stop order: last started, first stopped."""
-        return Plan(tuple(reversed(self.waves)), self.entries, self.notes)
-
-    def to_list(self) -> list[dict[str, object]]:
-        out = []
-        for i, w in enumerate(self.waves):
-            for n in w.names:
-                e = self.entries[n]
-                out.append({"name": n, "wave": i, **settings_dict(e.settings),
-                            "running": e.running})
-        return out
-
-
-def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """A cycle in ``name -> names it follows`` as ``[a, b, ..., a]``, or None.
-
-    Edges to names outside ``graph`` are ignored.  Deterministic: names are visited in order.
-    """
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(graph, white)
-    for start in sorted(graph):
-        if colour[start] != white:
-            continue
-        path: list[str] = [start]
-        colour[start] = grey
-        stack: list[Iterator[str]] = [iter(sorted(graph[start]))]
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                colour[path.pop()] = black
-                stack.pop()
-                continue
-            if nxt not in colour:
-                continue
-            if colour[nxt] == grey:
-                return path[path.index(nxt):] + [nxt]
-            if colour[nxt] == white:
-                colour[nxt] = grey
-                path.append(nxt)
-                stack.append(iter(sorted(graph[nxt])))
-    return None
-
-
-def _select(
-    entries: Sequence[Entry], groups: Sequence[str] | None, ignore_auto: bool
-) -> list[tuple[str | None, list[Entry]]]:
-    candidates = [e for e in entries if ignore_auto or e.settings.auto]
-    if groups is None:
-        return [(None, candidates)]
-    passes: list[tuple[str | None, list[Entry]]] = []
-    taken: set[str] = set()
-    for g in dict.fromkeys(groups):  # a group named twice is one pass
-        members = [
-            e for e in candidates
-            if e.name not in taken and (g in e.settings.groups if g else not e.settings.groups)
-        ]
-        taken.update(e.name for e in members)
-        passes.append((g, members))
-    return passes
-
-
-def plan(
-    entries: Iterable[Entry],
-    *,
-    groups: Sequence[str] | None = None,
-    ignore_auto: bool = False,
-) -> Plan:
-    """The start order for ``entries``; raise :class:`SpecError` on a cycle in ``after``."""
-    all_entries = list(entries)
-    known = {e.name for e in all_entries}
-    passes = _select(all_entries, groups, ignore_auto)
-    selected = {e.name: e for _, members in passes for e in members}
-    cycle = find_cycle({n: e.settings.after for n, e in selected.items()})
-    if cycle:
-        raise SpecError("autostart.after", f"cycle: {' -> '.join(cycle)}; nothing was started")
-    notes = []
-    for e in selected.values():
-        for a in e.settings.after:
-            if a not in selected:
-                why = "is not defined" if a not in known else "is not part of this run"
-                notes.append(f"{e.name} follows {a}, which {why}; not waiting for it")
-    pass_of = {e.name: i for i, (_, members) in enumerate(passes) for e in members}
-    waves: list[Wave] = []
-    for i, (group, members) in enumerate(passes):
-        for e in members:
-            for a in e.settings.after:
-                if pass_of.get(a, i) > i:
-                    raise SpecError(
-                        "autostart.after",
-                        f"{e.name} (group {group or '(none)'}) follows {a}, whose group comes "
-                        "later in the --group order; list that group first",
-                    )
-        waves.extend(_waves(members, group))
-    return Plan(tuple(waves), selected, tuple(notes))
-
-
-def _waves(members: Sequence[Entry], group: str | None) -> list[Wave]:
-    left = {e.name: e for e in members}
-    waves = []
-    while left:
-        ready = [
-            e for e in left.values() if not any(a in left for a in e.settings.after)
-        ]
-        assert ready, "find_cycle() let a cycle through"
-        top = max(e.settings.priority for e in ready)
-        names = tuple(sorted(e.name for e in ready if e.settings.priority == top))
-        waves.append(Wave(top, names, group))
-        for n in names:
-            del left[n]
-    return waves
 
 
 # --- the lock ------------------------------------------------------------------------------
