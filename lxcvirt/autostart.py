@@ -588,7 +588,8 @@ def stop_all(
                     wait([pool.submit(run, n, wave.priority) for n in wave.names])
         finally:
             conns.close()
-    return Report("stop", tuple(outcomes[n] for n in the_plan.order()), the_plan.notes,
+    # The plan's notes are about waiting at start ("follows X, which ..."): not said here.
+    return Report("stop", tuple(outcomes[n] for n in the_plan.order()), (),
                   _time.monotonic() - began)
 
 
