@@ -273,21 +273,23 @@ class Host:
             return False
         return True
 
-    def _status_of(self, dom: Any) -> Status:
+    def _status_of(self, dom: Any, persistent: bool | None = None) -> Status:
+        # Three calls to the daemon per container (state, info, XML); the id is kept in the
+        # domain handle and "active" follows from the state.  list() passes ``persistent``.
         with _libvirt.converted(f"reading the state of {dom.name()}"):
             state, reason = dom.state()
             info = dom.info()
             xml = dom.XMLDesc(0)
-            persistent = bool(dom.isPersistent())
-            active = bool(dom.isActive())
-            dom_id = dom.ID() if active else None
+            if persistent is None:
+                persistent = bool(dom.isPersistent())
+        dom_id = dom.ID()
         root = parse_xml(xml, dom.name())
         return Status(
             name=dom.name(),
             uuid=dom.UUIDString(),
             state=state_name(state),
             reason=reason_name(state, reason),
-            id=dom_id if dom_id is not None and dom_id >= 0 else None,
+            id=dom_id if state != libvirt.VIR_DOMAIN_SHUTOFF and dom_id >= 0 else None,
             memory_kib=int(info[2]),
             max_memory_kib=int(info[1]),
             vcpus=int(info[3]),
@@ -302,10 +304,19 @@ class Host:
     def list(self, *, all: bool = True) -> list[Status]:
         flags = 0 if all else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
         doms = _libvirt.call("listing containers", self.conn.listAllDomains, flags)
+        # One call for every container's persistence instead of one per container.
+        persistent = {
+            d.UUIDString()
+            for d in _libvirt.call(
+                "listing containers",
+                self.conn.listAllDomains,
+                flags | libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
+            )
+        }
         out = []
         for dom in doms:
             try:
-                out.append(self._status_of(dom))
+                out.append(self._status_of(dom, dom.UUIDString() in persistent))
             except NotFound:
                 continue  # undefined while we looked
         return sorted(out, key=lambda s: s.name)
