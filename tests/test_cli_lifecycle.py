@@ -208,3 +208,11 @@ def test_real_subprocess(host: Any, names: Any, spec_file: Any, tmp_path: Path) 
     proc = subprocess_lxcvirt("define", "--json", str(bad))
     assert proc.returncode == 1 and json.loads(proc.stdout)["error"] == "xml"
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_settle_default_is_the_library_default() -> None:
+    from lxcvirt.host import DEFAULT_SETTLE
+
+    for command in ("start", "create"):
+        settle = next(p for p in cli.commands[command].params if p.name == "settle")
+        assert settle.default == DEFAULT_SETTLE

@@ -314,3 +314,29 @@ def test_xml_without_uuid_or_mac_defined_twice_is_unchanged(
     assert "<mac address=" in first
     assert host.define(path).action == "unchanged"
     assert host.dumpxml(name, inactive=True) == first
+
+
+def test_start_runs_the_host_checks_first(names: Any, busybox_root: Path) -> None:
+    from conftest import URI
+
+    from lxcvirt.errors import HostError
+    from lxcvirt.host import Host
+
+    calls: list[Any] = []
+    failing = Host(URI, preflight=lambda _h: (_ for _ in ()).throw(HostError("no cgroups")))
+    checked = Host(URI, preflight=calls.append)
+    name = names("preflight")
+    checked.define(busybox_spec(name, busybox_root))
+    with pytest.raises(HostError, match="no cgroups"):
+        failing.start(name)
+    assert checked.status(name).state == "shut off"  # refused before create()
+    checked.start(name, check=False)
+    assert calls == []
+    checked.stop(name)
+    checked.start(name)
+    checked.stop(name)
+    checked.start(name)
+    assert calls == [checked]  # once per Host
+    checked.stop(name)
+    failing.close()
+    checked.close()
