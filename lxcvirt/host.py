@@ -542,8 +542,18 @@ class Host:
                 watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
             if settle > 0 and not stopped():
                 watch.wait_for(stopped_events, settle, stopped)
-            if running():
-                _wait_init_known(dom, began + timeout)
+            if running() and not _wait_init_known(dom, began + timeout):
+                # Seen once in ~300 starts with 20 in parallel on a loaded host: libvirtd's
+                # monitor lost the controller ("End of file while reading data" in the log)
+                # and never learned the init pid.  Such a container cannot be shut down
+                # gracefully nor entered; leave it shut off rather than half-managed.
+                self._destroy(dom, name)
+                raise StartFailed(
+                    f"{name} started, but libvirt did not learn its init pid within "
+                    f"{timeout:g} s (its monitor lost the container's controller), so it "
+                    "could not be stopped gracefully nor entered; destroyed it: start it again",
+                    log_tail=self.log_tail(name),
+                )
             if stopped():
                 init = dom_init(dom)
                 raise StartFailed(
@@ -687,11 +697,12 @@ def _keep_generated(checked: Checked, defined: str) -> Checked:
     return check_domain_xml(etree.tostring(root, encoding="unicode"), checked.source)
 
 
-def _wait_init_known(dom: Any, deadline: float) -> None:
+def _wait_init_known(dom: Any, deadline: float) -> bool:
     """Wait until libvirt knows the container's init pid (it hears it from the
     libvirt_lxc controller after create() returns); until then shutdown and exec fail
     with "not yet known".  No event says so: ask for the namespaces (~1 ms) until it
-    answers.  Other answers (remote URIs cannot pass fds) end the wait."""
+    answers.  Other answers (remote URIs cannot pass fds) end the wait.  False when the
+    deadline passed with the container running and its init pid still unknown."""
     import os
 
     import libvirt_lxc
@@ -701,14 +712,16 @@ def _wait_init_known(dom: Any, deadline: float) -> None:
             fds = libvirt_lxc.lxcOpenNamespace(dom, 0)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
-                return
-            if time.monotonic() >= deadline or not dom.isActive():
-                return
+                return True
+            if not dom.isActive():
+                return True  # it died: the caller's state checks report that
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.01)
             continue
         for fd in fds or ():
             os.close(fd)
-        return
+        return True
 
 
 def dom_init(dom: Any) -> str:
