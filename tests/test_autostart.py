@@ -112,9 +112,9 @@ def _result(report: autostart.Report) -> dict[str, str]:
 # --- the metadata API (compare libvirt's tests/metadatatest.c) -----------------------------
 
 
-def test_set_rewrite_erase(host: Any, make: Make) -> None:
+def test_set_rewrite_erase(host: Any, make: Make, group: str) -> None:
     name = make("meta", auto=False)
-    assert autostart.get(host, name) == Autostart(groups=autostart.get(host, name).groups)
+    assert autostart.get(host, name) == Autostart(groups=(group,))
     first = autostart.update(host, name, auto=True, priority=7, time=3, groups=["a", "b"],
                              after=["elsewhere"])
     assert first.changed
