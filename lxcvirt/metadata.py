@@ -1,8 +1,9 @@
 """lxcvirt's ``<metadata>`` element: written by the same template partial the domain uses,
 read back by namespace URI (never by prefix: libvirt may rewrite prefixes).
 
-A domain that carries this element was created by lxcvirt; ``apply --prune`` touches
-nothing else.
+A domain rendered from a spec carries ``<lxcvirt:managed/>`` inside the element: lxcvirt
+created it, and ``apply --prune`` touches nothing else.  Setting autostart on a container
+defined by hand adds the element but not the mark.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ METADATA_KEY = METADATA_PREFIX
 def metadata_xml(autostart: Autostart) -> str:
     """The ``<lxcvirt:container>`` element, for ``virDomainSetMetadata``."""
     template = environment().get_template("partials/lxcvirt.xml.j2")
-    return template.render(ns=METADATA_NS, autostart=autostart).strip()
+    return template.render(ns=METADATA_NS, autostart=autostart, managed=False).strip()
 
 
 def find_container_element(root: Any) -> Any | None:
@@ -66,5 +67,6 @@ def read_autostart(root: Any) -> Autostart | None:
 
 
 def is_managed(root: Any) -> bool:
-    """True when the domain carries lxcvirt's metadata (lxcvirt created it)."""
-    return find_container_element(root) is not None
+    """True when lxcvirt created the domain from a spec (its mark is in the metadata)."""
+    container = find_container_element(root)
+    return container is not None and container.find(_Q + "managed") is not None

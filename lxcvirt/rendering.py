@@ -106,6 +106,7 @@ def render(
         emulator=spec.emulator or emulator,
         ns=METADATA_NS,
         autostart=spec.autostart,
+        managed=True,
     )
 
 

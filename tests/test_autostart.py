@@ -17,12 +17,14 @@ from typing import Any
 
 import libvirt
 import pytest
+from lxml import etree
 from conftest import STUBBORN_INIT, TERM_INIT, busybox_spec
 
 from lxcvirt import autostart
 from lxcvirt.errors import LockHeld, SpecError
 from lxcvirt.metadata import read_autostart
 from lxcvirt.spec import METADATA_NS, Autostart
+from lxcvirt.rendering import render
 from lxcvirt.validate import parse_xml
 
 pytestmark = pytest.mark.daemon
@@ -128,15 +130,34 @@ def test_set_rewrite_erase(host: Any, make: Make, group: str) -> None:
     assert len(_stored(host, name, inactive=True)) == 1
     assert not autostart.update(host, name, priority=-2).changed
 
-    # Erase: libvirt reports the element gone; the settings read as the defaults.
+    # Erase: the settings read as the defaults; lxcvirt's mark (this container was
+    # rendered from a spec) stays, so `apply --prune` still knows it as its own.
+    autostart.erase(host, name)
+    (element,) = _stored(host, name, inactive=True)
+    assert element.find(f"{_Q}autostart") is None
+    assert element.find(f"{_Q}managed") is not None
+    assert autostart.get(host, name) == Autostart()
+    autostart.erase(host, name)  # erasing nothing is fine
+
+
+def test_erase_on_a_hand_defined_container_removes_the_element(
+    host: Any, names: Callable[[str], str], busybox_root: Path
+) -> None:
+    name = names("hand")
+    xml = render(busybox_spec(name, busybox_root), emulator=host.emulator())
+    root = parse_xml(xml)
+    root.remove(root.find("metadata"))  # as a user writes it: no metadata of ours
+    host.define(etree.tostring(root, encoding="unicode"))
+    autostart.update(host, name, auto=True, priority=4)
+    assert autostart.get(host, name).priority == 4
+    # Settings alone do not make a container lxcvirt's: prune must leave it alone.
+    assert not host.status(name).managed
     autostart.erase(host, name)
     dom = host.domain(name)
     with pytest.raises(libvirt.libvirtError) as err:
         dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS,
                      libvirt.VIR_DOMAIN_AFFECT_CONFIG)
     assert err.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA
-    assert autostart.get(host, name) == Autostart()
-    autostart.erase(host, name)  # erasing nothing is fine
 
 
 def test_other_metadata_is_kept(host: Any, make: Make) -> None:
