@@ -17,14 +17,14 @@ from typing import Any
 
 import libvirt
 import pytest
-from lxml import etree
 from conftest import STUBBORN_INIT, TERM_INIT, busybox_spec
+from lxml import etree
 
 from lxcvirt import autostart
 from lxcvirt.errors import LockHeld, SpecError
 from lxcvirt.metadata import read_autostart
-from lxcvirt.spec import METADATA_NS, Autostart
 from lxcvirt.rendering import render
+from lxcvirt.spec import METADATA_NS, Autostart
 from lxcvirt.validate import parse_xml
 
 pytestmark = pytest.mark.daemon
