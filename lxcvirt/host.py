@@ -231,6 +231,15 @@ class Host:
         """True when the daemon runs on this machine (its log files are readable here)."""
         return (urlparse(self.uri).hostname or "") in LOCAL_HOSTS
 
+    @property
+    def passes_fds(self) -> bool:
+        """True when the connection is a unix socket, which alone can pass the file
+        descriptors lxcOpenNamespace returns (over TCP/TLS/SSH the call fails, and libvirt
+        then closes the connection)."""
+        parsed = urlparse(self.uri)
+        transport = parsed.scheme.partition("+")[2]
+        return transport == "unix" or (not transport and not parsed.hostname)
+
     def emulator(self) -> str:
         """The LXC emulator the host's capabilities name."""
         if self._emulator is None:
@@ -542,7 +551,7 @@ class Host:
                 watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
             if settle > 0 and not stopped():
                 watch.wait_for(stopped_events, settle, stopped)
-            if running() and not _wait_init_known(dom, began + timeout):
+            if running() and self.passes_fds and not _wait_init_known(dom, began + timeout):
                 # Seen once in ~300 starts with 20 in parallel on a loaded host: libvirtd's
                 # monitor lost the controller ("End of file while reading data" in the log)
                 # and never learned the init pid.  Such a container cannot be shut down

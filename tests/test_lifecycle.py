@@ -340,3 +340,20 @@ def test_start_runs_the_host_checks_first(names: Any, busybox_root: Path) -> Non
     checked.stop(name)
     failing.close()
     checked.close()
+
+
+@pytest.mark.parametrize(
+    ("uri", "passes"),
+    [
+        ("lxc:///", True),
+        ("lxc:///system", True),
+        ("lxc+unix:///system", True),
+        ("lxc+tcp://127.0.0.1/", False),
+        ("lxc+ssh://root@web1/", False),
+        ("lxc://web1/", False),
+    ],
+)
+def test_only_unix_sockets_pass_namespace_fds(uri: str, passes: bool) -> None:
+    from lxcvirt.host import Host
+
+    assert Host(uri).passes_fds is passes
