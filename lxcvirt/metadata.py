@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import XMLError
-from .rendering import environment
 from .spec import METADATA_NS, METADATA_PREFIX, Autostart
 
 _Q = "{" + METADATA_NS + "}"
@@ -21,6 +20,8 @@ METADATA_KEY = METADATA_PREFIX
 
 def metadata_xml(autostart: Autostart) -> str:
     """The ``<lxcvirt:container>`` element, for ``virDomainSetMetadata``."""
+    from .rendering import environment  # jinja2 loads only when settings are written
+
     template = environment().get_template("partials/lxcvirt.xml.j2")
     return template.render(ns=METADATA_NS, autostart=autostart, managed=False).strip()
 

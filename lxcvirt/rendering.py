@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jinja2
 
+from ._resources import resource_dir
 from .spec import METADATA_NS, Container
 
 #: Namespace for the UUIDv5 of a spec without a uuid of its own.
@@ -30,15 +31,6 @@ UUID_NAMESPACE = _uuid.UUID("5b0f8a1e-3c55-4a3e-9d55-6c7876697274")
 KNOWN_EMULATORS = ("/usr/lib/libvirt/libvirt_lxc", "/usr/libexec/libvirt_lxc")
 
 DOMAIN_TEMPLATE = "domain.xml.j2"
-
-
-def resource_dir(name: str) -> Path:
-    """``templates`` or ``schemas``: inside the installed package, or the source tree's."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / name, here.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"lxcvirt is installed without its {name}/ folder")
 
 
 @cache

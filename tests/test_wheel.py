@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
 import sys, lxcvirt
-from lxcvirt.rendering import resource_dir
+from lxcvirt._resources import resource_dir
 assert sys.prefix in lxcvirt.__file__, lxcvirt.__file__
 assert sys.prefix in str(resource_dir("templates")), resource_dir("templates")
 spec = lxcvirt.load_spec(sys.argv[1])
