@@ -24,8 +24,8 @@ from typing import Any
 
 from lxml import etree
 
-from .errors import Problem, SpecError, ValidationError, XMLError
 from ._resources import resource_dir
+from .errors import Problem, SpecError, ValidationError, XMLError
 from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
