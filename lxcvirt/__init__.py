@@ -1,7 +1,11 @@
 """lxcvirt: Linux containers through libvirt's LXC driver.
 
 The public API: specs (:class:`Container` and its parts), loading and rendering them,
-validating domain XML, and the :class:`Host` controller.  Heavy modules (libvirt, lxml,
+validating domain XML, the :class:`Host` controller, host checks, ordered autostart and
+declarative apply.  Each feature's module (``lxcvirt.checks``, ``lxcvirt.autostart``,
+``lxcvirt.apply``, ``lxcvirt.console``, ``lxcvirt.exec``) has the rest of its API; the
+function ``apply`` stays in ``lxcvirt.apply`` (a package attribute of that name would be
+the module).  Heavy modules (libvirt, lxml,
 jinja2) load on first use of a name that needs them, so ``import lxcvirt`` stays cheap.
 """
 
@@ -45,10 +49,17 @@ _LAZY = {
     "Status": "host",
     "DefineResult": "host",
     "StopResult": "host",
+    "run_checks": "checks",
+    "Finding": "checks",
+    "start_all": "autostart",
+    "stop_all": "autostart",
+    "plan": "apply",
+    "ApplyResult": "apply",
 }
 
 __all__ = [
     "AlreadyExists",
+    "ApplyResult",
     "Autostart",
     "ConfigError",
     "Console",
@@ -57,6 +68,7 @@ __all__ = [
     "DaemonUnreachable",
     "DefineResult",
     "Filesystem",
+    "Finding",
     "Host",
     "HostError",
     "IdMap",
@@ -82,11 +94,18 @@ __all__ = [
     "load_spec",
     "load_spec_text",
     "parse_xml",
+    "plan",
     "render",
+    "run_checks",
     "spec_from_dict",
+    "start_all",
+    "stop_all",
 ]
 
 if TYPE_CHECKING:
+    from .apply import ApplyResult, plan
+    from .autostart import start_all, stop_all
+    from .checks import Finding, run_checks
     from .host import DefineResult, Host, Status, StopResult
     from .load import load_spec, load_spec_text, spec_from_dict
     from .rendering import render
