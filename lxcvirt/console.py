@@ -390,7 +390,9 @@ class _Ended(Exception):
 class _Expect:
     """``--expect`` patterns, matched one after the other against the console output."""
 
-    KEEP = 65536
+    #: A match may start at most this far before the output that completes it: after a
+    #: search fails only this tail is kept, so long outputs cost linear time.
+    KEEP = 8192
 
     def __init__(self, patterns: Sequence[str]) -> None:
         try:
@@ -419,7 +421,7 @@ class _Expect:
                 break
             del self.buf[: m.end()]
             self.next += 1
-        if len(self.buf) > 4 * self.KEEP:
+        if len(self.buf) > self.KEEP:
             del self.buf[: -self.KEEP]
         return self.done
 
