@@ -43,12 +43,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import select
 import signal
-import socket
 import termios
 import threading
 import time
@@ -60,28 +58,28 @@ from typing import Any
 import libvirt
 
 from . import _libvirt
+from ._console_lock import RUN_DIR, ConsoleLock
 from .errors import (
     ConsoleError,
     DaemonUnreachable,
     InvalidState,
     LibvirtError,
-    LockHeld,
     NotFound,
 )
 
 DEFAULT_ESCAPE = "^]"
-RUN_DIR = Path("/run/lxcvirt/console")
 #: Pauses between reattach attempts; their number bounds the retries.
 REATTACH_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0)
 #: A reattached stream that delivers data or stays up this long resets the retry count.
 STABLE_AFTER = 2.0
 #: Pipe mode without --expect ends when stdin has ended and the console was quiet this long.
 QUIET_AFTER = 0.5
-#: How long --force waits for the holder to let go.
-TAKEOVER_WAIT = 5.0
 _CHUNK = 65536
 
 Notify = Callable[[str], None]
+
+__all__ = ["RUN_DIR", "ConsoleLock", "Result", "Session", "attach", "decode_send",
+           "escape_name", "parse_escape", "raw_terminal"]
 
 
 # --- escape characters -----------------------------------------------------------------
@@ -132,154 +130,6 @@ def decode_send(text: str) -> bytes:
         out += ch.encode()
         i += 1
     return bytes(out)
-
-
-# --- the per-container lock ------------------------------------------------------------
-
-
-def _key(name: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name) and not name.startswith("."):
-        return name
-    return "x-" + hashlib.sha256(name.encode()).hexdigest()[:32]
-
-
-def _lock_holders(inode: int) -> list[int]:
-    """Pids the kernel names as holding a lock on ``inode`` (``/proc/locks``)."""
-    try:
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return []
-    pids = []
-    for line in text.splitlines():
-        f = line.split()
-        # "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" ("->" marks waiters)
-        if len(f) >= 6 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode):
-            with contextlib.suppress(ValueError):
-                pids.append(int(f[4]))
-    return pids
-
-
-class ConsoleLock:
-    """One console session per container, across processes.
-
-    The lock is an ``flock`` (the kernel drops it when the holder dies, so there are no
-    stale locks); the file holds the holder's pid and terminal for the message a second
-    session gets.  The holder listens on a datagram socket beside it: ``--force`` sends
-    its pid there and waits for the lock.
-    """
-
-    def __init__(self, name: str, directory: str | os.PathLike[str] | None = None) -> None:
-        self.name = name
-        self.dir = Path(directory) if directory is not None else RUN_DIR
-        key = _key(name)
-        self.path = self.dir / f"{key}.lock"
-        self.sock_path = self.dir / f"{key}.sock"
-        self._fd: int | None = None
-        self.sock: socket.socket | None = None
-
-    def holder(self) -> str:
-        """Who holds the lock, for a message: ``pid 123 on /dev/pts/4``."""
-        try:
-            text = self.path.read_text().split()
-            inode = self.path.stat().st_ino
-        except OSError:
-            return "another session"
-        pids = _lock_holders(inode)
-        pid = str(pids[0]) if pids else (text[0] if text else "?")
-        where = f" on {text[1]}" if len(text) > 1 and text[0] == pid else ""
-        return f"lxcvirt pid {pid}{where}"
-
-    def acquire(self, *, force: bool = False, wait: float = TAKEOVER_WAIT) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise ConsoleError(
-                f"cannot create the console lock {self.path}: {exc.strerror}"
-            ) from exc
-        try:
-            if not self._try(fd):
-                holder = self.holder()
-                if not force:
-                    raise LockHeld(
-                        f"the console of {self.name} is in use by {holder}; "
-                        f"`lxcvirt console --force {self.name}` takes it over"
-                    )
-                self._ask_to_leave()
-                deadline = time.monotonic() + wait
-                while not self._try(fd):
-                    if time.monotonic() > deadline:
-                        raise LockHeld(
-                            f"the console of {self.name} is in use by {holder}, "
-                            f"which did not let go within {wait:g} s"
-                        )
-                    time.sleep(0.02)
-            tty = _tty_name()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {tty}\n".encode(), 0)
-            with contextlib.suppress(FileNotFoundError):
-                self.sock_path.unlink()  # a holder that died left it
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            try:
-                sock.bind(str(self.sock_path))
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                raise ConsoleError(f"cannot listen on {self.sock_path}: {exc.strerror}") from exc
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        self.sock = sock
-
-    @staticmethod
-    def _try(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _ask_to_leave(self) -> None:
-        # No listener (it is not reading yet): we just wait for the lock.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
-            s.sendto(f"takeover {os.getpid()}".encode(), str(self.sock_path))
-
-    def takeover_request(self) -> int | None:
-        """The pid of a session asking us to leave, if one did."""
-        if self.sock is None:
-            return None
-        try:
-            msg = self.sock.recv(256).decode(errors="replace").split()
-        except (BlockingIOError, InterruptedError):
-            return None
-        if len(msg) == 2 and msg[0] == "takeover" and msg[1].isdigit():
-            return int(msg[1])
-        return None
-
-    def release(self) -> None:
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock_path.unlink()
-            self.sock.close()
-            self.sock = None
-        if self._fd is not None:
-            os.close(self._fd)  # drops the flock
-            self._fd = None
-
-    def __enter__(self) -> ConsoleLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _tty_name() -> str:
-    for fd in (0, 1, 2):
-        with contextlib.suppress(OSError):
-            if os.isatty(fd):
-                return os.ttyname(fd)
-    return "-"
 
 
 # --- the terminal ----------------------------------------------------------------------
@@ -472,6 +322,7 @@ class Session:
         self._pty_path: str | None = None
         self._last_output = time.monotonic()
         self._got_data = False
+        self._writing = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lifecycle_id: int | None = None
         self._close_cb = False
@@ -514,12 +365,16 @@ class Session:
         self._last_output = time.monotonic()
         self._got_data = True
         self.bytes_out += len(data)
+        self._writing = True  # a reader that is slow is not a quiet console
         try:
             _write_all(self.stdout, data)
         except OSError as exc:  # stdout closed (a pipe reader went away)
             self._output_failed = exc
             self._wake()
             return
+        finally:
+            self._writing = False
+            self._last_output = time.monotonic()
         if self.expect is not None and self.expect.feed(data):
             self._matched = True
             self._wake()
@@ -727,9 +582,9 @@ class Session:
                 waits.append(left)
             if not self.interactive and stdin_closed_at is not None and self.expect is None:
                 quiet_for = time.monotonic() - max(self._last_output, stdin_closed_at)
-                if quiet_for >= QUIET_AFTER:
+                if quiet_for >= QUIET_AFTER and not self._writing:
                     raise _Ended(Result(0, "eof"))
-                waits.append(QUIET_AFTER - quiet_for)
+                waits.append(max(QUIET_AFTER - quiet_for, 0.05))
             rlist = [self._wake_r]
             if self.stdin_open:
                 rlist.append(self.stdin)
