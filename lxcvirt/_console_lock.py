@@ -78,33 +78,26 @@ class ConsoleLock:
         return f"lxcvirt pid {pid}{where}"
 
     def acquire(self, *, force: bool = False, wait: float = TAKEOVER_WAIT) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise ConsoleError(
-                f"cannot create the console lock {self.path}: {exc.strerror}"
-            ) from exc
-        try:
-            if not self._try(fd):
-                holder = self.holder()
-                if not force:
+        fd = self._lock()
+        if fd is None:
+            holder = self.holder()
+            if not force:
+                raise LockHeld(
+                    f"the console of {self.name} is in use by {holder}; "
+                    f"`lxcvirt console --force {self.name}` takes it over"
+                )
+            self._ask_to_leave()
+            deadline = time.monotonic() + wait
+            while (fd := self._lock()) is None:
+                if time.monotonic() > deadline:
                     raise LockHeld(
-                        f"the console of {self.name} is in use by {holder}; "
-                        f"`lxcvirt console --force {self.name}` takes it over"
+                        f"the console of {self.name} is in use by {holder}, "
+                        f"which did not let go within {wait:g} s"
                     )
-                self._ask_to_leave()
-                deadline = time.monotonic() + wait
-                while not self._try(fd):
-                    if time.monotonic() > deadline:
-                        raise LockHeld(
-                            f"the console of {self.name} is in use by {holder}, "
-                            f"which did not let go within {wait:g} s"
-                        )
-                    time.sleep(0.02)
-            tty = _tty_name()
+                time.sleep(0.02)
+        try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {tty}\n".encode(), 0)
+            os.pwrite(fd, f"{os.getpid()} {_tty_name()}\n".encode(), 0)
             with contextlib.suppress(FileNotFoundError):
                 self.sock_path.unlink()  # a holder that died left it
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -120,13 +113,32 @@ class ConsoleLock:
         self._fd = fd
         self.sock = sock
 
-    @staticmethod
-    def _try(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+    def _lock(self) -> int | None:
+        """flock the lock file; its fd, or None when another session holds it.
+
+        A holder removes the file when it lets go, so a lock won on a file no longer
+        at ``path`` is worth nothing: open the new one and try again.
+        """
+        for _ in range(100):
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise ConsoleError(
+                    f"cannot create the console lock {self.path}: {exc.strerror}"
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        raise ConsoleError(f"the console lock {self.path} keeps changing")
 
     def _ask_to_leave(self) -> None:
         # No listener (it is not reading yet): we just wait for the lock.
@@ -152,6 +164,8 @@ class ConsoleLock:
             self.sock.close()
             self.sock = None
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # while still held: see _lock()
             os.close(self._fd)  # drops the flock
             self._fd = None
 
