@@ -438,6 +438,7 @@ class Tmux:
         self.run("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
                  "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=screen PS1='$ ' "
                  "bash --norc --noprofile")
+        self.path = self.run("display-message", "-p", "#{socket_path}").strip()
 
     def run(self, *args: str) -> str:
         r = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
@@ -468,6 +469,8 @@ class Tmux:
         with contextlib.suppress(subprocess.SubprocessError):
             subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
                            timeout=10)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # the server leaves its socket file behind
 
 
 @pytest.fixture
