@@ -31,6 +31,9 @@ def find_busybox() -> Path:
 def make_rootfs(root: str | os.PathLike[str]) -> Path:
     """Create or refresh a busybox root filesystem at ``root``; return its path."""
     base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    # The root must be searchable by every uid (exec --user), whatever made the folder.
+    base.chmod(0o755)
     for d in DIRS:
         (base / d).mkdir(parents=True, exist_ok=True)
     target = base / "bin" / "busybox"

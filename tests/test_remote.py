@@ -78,6 +78,9 @@ class Relay:
                 dst.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        # shutdown() wakes the accept() thread at once; close() alone leaves it waiting.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         with self._lock:
             for s in self._open:
