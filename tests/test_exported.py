@@ -16,7 +16,8 @@ EXPECTED = {
     # errors
     "LxcvirtError", "SpecError", "XMLError", "ValidationError", "Problem", "HostError",
     "ConfigError", "LibvirtError", "DaemonUnreachable", "NotFound", "AlreadyExists",
-    "InvalidState", "Refused", "StartFailed", "ConsoleError", "LockHeld", "PartialFailure", "ExecFailed",
+    "InvalidState", "Refused", "StartFailed", "ConsoleError", "LockHeld", "PartialFailure",
+    "ExecFailed",
 }
 
 
