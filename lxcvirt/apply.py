@@ -21,7 +21,6 @@ lxcvirt's autostart metadata differs), ``restart``, ``start``, ``stop``, ``undef
 from __future__ import annotations
 
 import copy
-import difflib
 import fnmatch
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,7 +39,7 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .host import Host, state_name
+from .host import Host, definition_diff, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .spec import Autostart, Container
@@ -269,14 +268,7 @@ def compare(name: str, stored_xml: str, new_root: Any) -> Comparison:
     before, after = canonical(stored), canonical(expected)
     if before == after:
         return Comparison(False, False, "")
-    diff = "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            f"{name} (defined)",
-            f"{name} (new)",
-        )
-    )
+    diff = definition_diff(name, before, after)
     for tree in (stored, expected):
         for meta in tree.findall("metadata"):
             tree.remove(meta)

@@ -428,15 +428,9 @@ class Host:
             return DefineResult(name, "created")
         if before == after:
             return DefineResult(name, "unchanged")
-        diff = "".join(
-            difflib.unified_diff(
-                before.splitlines(keepends=True),
-                after.splitlines(keepends=True),
-                f"{name} (defined)",
-                f"{name} (new)",
-            )
+        return DefineResult(
+            name, "redefined", definition_diff(name, before, after), restart_needed=active
         )
-        return DefineResult(name, "redefined", diff, restart_needed=active)
 
     # --- start / stop ---------------------------------------------------------------
 
@@ -667,6 +661,18 @@ class Host:
             self.stop(name, timeout=timeout)
         if dom.isPersistent():
             _libvirt.call(f"undefining {name}", dom.undefine)
+
+
+def definition_diff(name: str, before: str, after: str) -> str:
+    """A unified diff from the stored definition to the new one, as define and apply show."""
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"{name} (defined)",
+            f"{name} (new)",
+        )
+    )
 
 
 def _keep_generated(checked: Checked, defined: str) -> Checked:
