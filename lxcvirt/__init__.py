@@ -34,11 +34,18 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Autostart": "spec",
+    "Console": "spec",
+    "Container": "spec",
+    "Filesystem": "spec",
+    "IdMap": "spec",
+    "IdRange": "spec",
+    "Init": "spec",
+    "Interface": "spec",
     "load_spec": "load",
     "load_spec_text": "load",
     "spec_from_dict": "load",
@@ -111,6 +118,7 @@ if TYPE_CHECKING:
     from .host import DefineResult, Host, Status, StopResult
     from .load import load_spec, load_spec_text, spec_from_dict
     from .rendering import render
+    from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
     from .validate import check_domain_xml, check_file, parse_xml
 
 

@@ -129,9 +129,14 @@ def ensure_event_loop() -> None:
         _loop_started = True
 
 
-def open_connection(uri: str | None = None) -> Any:
-    """Open a read-write connection to ``uri`` (default: $LIBVIRT_DEFAULT_URI, lxc:///)."""
-    ensure_event_loop()
+def open_connection(uri: str | None = None, *, events: bool = True) -> Any:
+    """Open a read-write connection to ``uri`` (default: $LIBVIRT_DEFAULT_URI, lxc:///).
+
+    ``events=False`` skips libvirt's event loop (no lifecycle events or console streams on
+    this connection) for one-shot questions such as the emulator path.
+    """
+    if events:
+        ensure_event_loop()
     uri = uri or default_uri()
     try:
         conn = libvirt.open(uri)
@@ -144,3 +149,16 @@ def open_connection(uri: str | None = None) -> Any:
     if conn is None:  # older bindings return None instead of raising
         raise DaemonUnreachable(f"cannot connect to {uri}")
     return conn
+
+
+def lxc_emulator(conn: Any, uri: str) -> str:
+    """The LXC emulator (``<os_type>exe</os_type>``) the host's capabilities name."""
+    from .validate import parse_xml
+
+    caps = call("reading host capabilities", conn.getCapabilities)
+    for guest in parse_xml(caps, "capabilities").findall("guest"):
+        if (guest.findtext("os_type") or "").strip() == "exe":
+            path = (guest.findtext("arch/emulator") or "").strip()
+            if path:
+                return path
+    raise Refused(f"{uri} offers no LXC guest (no os_type exe in its capabilities)")

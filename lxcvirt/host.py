@@ -243,16 +243,7 @@ class Host:
     def emulator(self) -> str:
         """The LXC emulator the host's capabilities name."""
         if self._emulator is None:
-            caps = _libvirt.call("reading host capabilities", self.conn.getCapabilities)
-            root = parse_xml(caps, "capabilities")
-            for guest in root.findall("guest"):
-                if (guest.findtext("os_type") or "").strip() == "exe":
-                    path = guest.findtext("arch/emulator")
-                    if path:
-                        self._emulator = path.strip()
-                        break
-            else:
-                raise Refused(f"{self.uri} offers no LXC guest (no os_type exe in capabilities)")
+            self._emulator = _libvirt.lxc_emulator(self.conn, self.uri)
         assert self._emulator is not None
         return self._emulator
 

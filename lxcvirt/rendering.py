@@ -129,11 +129,15 @@ def render_file(
     asked: dict[str, object] = {}
 
     def ask_daemon() -> None:
-        from .host import Host
+        from . import _libvirt
 
+        target = uri or _libvirt.default_uri()
         try:
-            with Host(uri) as host:
-                asked["path"] = host.emulator()
+            conn = _libvirt.open_connection(target, events=False)
+            try:
+                asked["path"] = _libvirt.lxc_emulator(conn, target)
+            finally:
+                conn.close()
         except DaemonUnreachable as exc:
             asked["error"] = exc
 
