@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,12 +29,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INNER = """set -e
-mount --bind "$1/run" /run/libvirt
+dir="$1"
+mode="$2"
+shift 2
+mount --bind "$dir/run" /run/libvirt
 mount -t tmpfs tmpfs /etc/libvirt/lxc
 mount -t tmpfs tmpfs /var/lib/libvirt
 if [ -d /var/cache/libvirt ]; then mount -t tmpfs tmpfs /var/cache/libvirt; fi
-mount --bind "$1/log" /var/log/libvirt
-exec libvirtd -p "$1/libvirtd.pid"
+if [ -d /etc/libvirt/qemu ]; then mount -t tmpfs tmpfs /etc/libvirt/qemu; fi
+mount --bind "$dir/log" /var/log/libvirt
+if [ "$mode" = hide-unified ] && grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mounts; then
+    umount /sys/fs/cgroup/unified
+fi
+exec libvirtd -p "$dir/libvirtd.pid" "$@"
+"""
+
+#: libvirtd's own TCP listener: loopback only, no authentication (tests only).
+TCP_CONF = """listen_tls = 0
+listen_tcp = 1
+listen_addr = "127.0.0.1"
+tcp_port = "{port}"
+auth_tcp = "none"
 """
 
 
@@ -63,16 +79,31 @@ def available() -> str | None:
     return None
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
-def plain_daemon(timeout: float = 20.0) -> Iterator[PlainDaemon]:
+def plain_daemon(
+    timeout: float = 20.0, *, hide_unified: bool = False, tcp_port: int | None = None
+) -> Iterator[PlainDaemon]:
+    """``hide_unified``: unmount the hybrid cgroup2 mount in its namespace, as
+    scripts/host-setup does for the shared daemon, so containers really start there.
+    ``tcp_port``: also listen with libvirtd's own TCP transport on 127.0.0.1:PORT."""
     folder = Path(tempfile.mkdtemp(prefix="lxcvirt-plain-"))
     (folder / "run").mkdir()
     (folder / "log" / "lxc").mkdir(parents=True)
     (folder / "inner.sh").write_text(INNER)
+    extra: list[str] = []
+    if tcp_port is not None:
+        (folder / "libvirtd.conf").write_text(TCP_CONF.format(port=tcp_port))
+        extra = ["--listen", "-f", str(folder / "libvirtd.conf")]
     out = (folder / "daemon.out").open("wb")
     proc = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", str(folder / "inner.sh"),
-         str(folder)],
+         str(folder), "hide-unified" if hide_unified else "keep", *extra],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     sock = folder / "run" / "libvirt-sock"

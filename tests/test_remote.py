@@ -1,10 +1,10 @@
 """Remote URIs end to end: ``lxc+tcp://`` through libvirt's remote driver.
 
-The shared libvirtd is never restarted.  Instead a second listener on loopback only — a
-small TCP → unix-socket relay this module starts and stops — accepts on 127.0.0.1 (a free
-port) and relays to the daemon's read-write socket.  The client side is the real remote
-driver over TCP (no auth: the daemon sees a root unix-socket client), so apply, start,
-status, list and console all travel the way they would to another machine.
+The tests start a second libvirtd of their own (tests/plain_daemon.py) listening with
+libvirtd's own TCP transport on 127.0.0.1 only, without authentication, and stop it
+afterwards; the shared libvirtd is never touched.  The second daemon keeps its state in
+folders of its own, so what it holds is invisible to the shared one: a container that
+appears there came over TCP.  Traffic stays on this machine.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import json
 import os
 import socket
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TERM_INIT
+from plain_daemon import available, free_port, plain_daemon
 from test_apply import write_spec
 
 from lxcvirt import apply as A
@@ -29,77 +30,47 @@ from lxcvirt.host import LOCAL_HOSTS, Host
 
 pytestmark = pytest.mark.daemon
 
-DAEMON_SOCKET = "/var/run/libvirt/libvirt-sock"
 
+@dataclass(frozen=True)
+class Second:
+    """The second daemon: its TCP URI, and its unix socket URI for checking from here."""
 
-class Relay:
-    """Listens on 127.0.0.1:<free port>; each connection is piped to the daemon's socket."""
-
-    def __init__(self, target: str = DAEMON_SOCKET) -> None:
-        self.target = target
-        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(32)
-        self.port = self.server.getsockname()[1]
-        self.connections = 0
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._accepter = threading.Thread(target=self._accept, name="relay", daemon=True)
-        self._accepter.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return  # closed: the fixture is tearing down
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                upstream.connect(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self.connections += 1
-                self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        # shutdown() wakes the accept() thread at once; close() alone leaves it waiting.
-        with contextlib.suppress(OSError):
-            self.server.shutdown(socket.SHUT_RDWR)
-        self.server.close()
-        with self._lock:
-            for s in self._open:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-        self._accepter.join(timeout=5)
+    port: int
+    tcp_uri: str
+    local_uri: str
 
 
 @pytest.fixture(scope="module")
-def relay(libvirt_conn: Any) -> Iterator[Relay]:
-    r = Relay()
-    yield r
-    r.close()
+def second(libvirt_conn: Any) -> Iterator[Second]:
+    why = available()
+    if why:
+        pytest.fail(f"cannot start a second libvirtd for the remote tests: {why}")
+    port = free_port()
+    with plain_daemon(hide_unified=True, tcp_port=port) as daemon:
+        yield Second(port, f"lxc+tcp://127.0.0.1:{port}/", daemon.uri)
+        # libvirt_lxc controllers outlive their daemon: remove every container first.
+        import libvirt
+
+        conn = libvirt.open(daemon.uri)
+        for dom in conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.isActive():
+                    dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefine()
+        conn.close()
 
 
 @pytest.fixture
-def tcp_uri(relay: Relay) -> str:
-    return f"lxc+tcp://127.0.0.1:{relay.port}/"
+def tcp_uri(second: Second) -> str:
+    return second.tcp_uri
+
+
+@pytest.fixture
+def there(second: Second) -> Iterator[Host]:
+    """The second daemon seen through its unix socket (not through TCP)."""
+    with Host(second.local_uri, preflight=lambda _h: None) as h:
+        yield h
 
 
 def _loopback_alias() -> str | None:
@@ -117,29 +88,28 @@ def _loopback_alias() -> str | None:
 
 
 @pytest.fixture
-def remote_uri(relay: Relay) -> str:
-    """The same relay under a name that is not in Host's list of local names, so lxcvirt
-    treats it as a remote host (no local files, no local logs)."""
+def remote_uri(second: Second) -> str:
+    """The second daemon under a name that is not in Host's list of local names, so
+    lxcvirt treats it as a remote host (no local files, no local logs)."""
     alias = _loopback_alias()
     assert alias is not None, "no loopback alias (hostname or 127.1) resolves here"
-    return f"lxc+tcp://{alias}:{relay.port}/"
+    return f"lxc+tcp://{alias}:{second.port}/"
 
 
 def test_apply_start_status_list_over_tcp(
-    relay: Relay, tcp_uri: str, host: Any, names: Callable[[str], str], busybox_root: Path,
+    tcp_uri: str, there: Host, host: Any, names: Callable[[str], str], busybox_root: Path,
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     web, idle = names("tcpweb"), names("tcpidle")
     write_spec(tmp_path, web, busybox_root)
     write_spec(tmp_path, idle, busybox_root, state="defined")
-    before = relay.connections
     rc = main(["-c", tcp_uri, "apply", "--no-check", "--settle", "0.2", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     assert f"{web}: created, started" in out and f"{idle}: created" in out
-    assert relay.connections > before  # it really went through the TCP listener
-    # the local daemon sees what the remote URI made
-    assert host.status(web).running and not host.status(idle).running
+    # the second daemon holds what the TCP URI made; the shared one knows nothing of it
+    assert there.status(web).running and not there.status(idle).running
+    assert not host.exists(web) and not host.exists(idle)
     # status and list over the remote URI
     assert main(["-c", tcp_uri, "status", "--json", web]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -161,7 +131,9 @@ def test_console_over_tcp(
     from lxcvirt.console import attach
 
     name = names("tcpcon")
-    init = ("/bin/sh", "-c", "trap 'exit 0' TERM; while :; do echo tick-tock; sleep 1 & wait; done")
+    init = (
+        "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do echo tick-tock; sleep 1 & wait; done"
+    )
     assert init[0] == TERM_INIT[0]
     write_spec(tmp_path, name, busybox_root)
     spec = A.read_source(tmp_path / f"{name}.toml").spec
@@ -189,7 +161,7 @@ def test_console_over_tcp(
 
 
 def test_inventory_per_host(
-    tcp_uri: str, host: Any, names: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    tcp_uri: str, there: Host, host: Any, names: Callable[[str], str], busybox_root: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     on_a, on_b, anywhere = names("inva"), names("invb"), names("invany")
@@ -210,7 +182,8 @@ def test_inventory_per_host(
     assert rc == 0 and [h["host"] for h in data["hosts"]] == ["b"]
     done = {r["name"]: r["done"] for r in data["hosts"][0]["results"]}
     assert done == {on_b: ["created"], anywhere: ["created"]}
-    assert not host.exists(on_a) and host.exists(on_b)
+    assert not host.exists(on_a) and not there.exists(on_a)
+    assert there.exists(on_b) and there.exists(anywhere) and not host.exists(on_b)
 
     # host a and b together (the per-host specs only), each reported on its own
     (specs / f"{anywhere}.toml").unlink()
@@ -219,6 +192,7 @@ def test_inventory_per_host(
     assert rc == 0
     assert "host a (lxc:///):" in out and f"host b ({tcp_uri}):" in out
     assert f"  {on_a}: created" in out and f"  {on_b}: unchanged" in out
+    assert host.exists(on_a) and not there.exists(on_a)
 
     # a host that does not answer is reported; the others go on; exit 2
     rc = main(["apply", "-i", str(inv), "--host", "down", "--host", "b", str(specs)])
