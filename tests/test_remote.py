@@ -161,8 +161,8 @@ def test_console_over_tcp(
 
 
 def test_inventory_per_host(
-    tcp_uri: str, there: Host, host: Any, names: Callable[[str], str], busybox_root: Path, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    tcp_uri: str, there: Host, host: Any, names: Callable[[str], str], busybox_root: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     on_a, on_b, anywhere = names("inva"), names("invb"), names("invany")
     inv = tmp_path / "hosts.toml"
