@@ -199,7 +199,8 @@ class Host:
     ) -> None:
         self.uri = uri or _libvirt.default_uri()
         self._conn = conn
-        self._preflight = preflight if preflight is not None else default_preflight()
+        # Resolved at the first start: the checks module is not needed to list or define.
+        self._preflight = preflight
         self._preflight_done = False
         self._lock = threading.Lock()
         self._emulator: str | None = None
@@ -428,6 +429,8 @@ class Host:
     def preflight(self) -> None:
         """Run the host's required checks, once per Host."""
         if not self._preflight_done:
+            if self._preflight is None:
+                self._preflight = default_preflight()
             self._preflight(self)
             self._preflight_done = True
 
