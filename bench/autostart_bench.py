@@ -19,31 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-TERM_INIT = ("/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
-STUBBORN_INIT = ("/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
-
-
-def lxcvirt_argv() -> list[str]:
-    script = Path(sys.executable).with_name("lxcvirt")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lxcvirt"]
-
-
-def run(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
-    """The one subprocess helper: argv list, checked (exit 2 is a partial run: reported)."""
-    began = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=env)
-    if proc.returncode != 0:
-        print(f"   ! {' '.join(argv[:4])}... exited {proc.returncode}: {proc.stderr.strip()}")
-    return time.perf_counter() - began
+from _common import STUBBORN_INIT, TERM_INIT, lxcvirt_argv, run
 
 
 def define_all(host: Any, root: Path, names: list[str], group: str,

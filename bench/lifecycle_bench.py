@@ -28,19 +28,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-TERM_INIT = ("/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
-STUBBORN_INIT = ("/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
-
-
-def lxcvirt_argv() -> list[str]:
-    script = Path(sys.executable).with_name("lxcvirt")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lxcvirt"]
+from _common import STUBBORN_INIT, TERM_INIT, lxcvirt_argv
+from _common import run as _run
 
 
 def run(argv: Sequence[str]) -> float:
-    began = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - began
+    return _run(argv, check=True)
 
 
 def median_of(fn: Callable[[], float], rounds: int) -> float:

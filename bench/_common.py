@@ -1,0 +1,33 @@
+"""What the benchmark scripts share: the test inits and the one way to run a command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+#: An init that exits on SIGTERM at once (graceful stops are fast).
+TERM_INIT = ("/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
+#: An init that ignores SIGTERM: only destroy stops it (~1.8 s in libvirt).
+STUBBORN_INIT = ("/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+
+
+def lxcvirt_argv() -> list[str]:
+    """The installed ``lxcvirt`` next to this Python, else ``python -m lxcvirt``."""
+    script = Path(sys.executable).with_name("lxcvirt")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lxcvirt"]
+
+
+def run(argv: Sequence[str], env: dict[str, str] | None = None, *, check: bool = False) -> float:
+    """Run argv, return its wall time.  A non-zero exit is printed (exit 2 of a command
+    acting on several is a partial run, worth seeing), or raised with ``check``."""
+    began = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        if check:
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.strip()}")
+        print(f"   ! {' '.join(argv[:4])}... exited {proc.returncode}: {proc.stderr.strip()}")
+    return time.perf_counter() - began
