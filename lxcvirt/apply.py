@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .host import Host, definition_diff, state_name
+from .host import DeathWatch, Host, definition_diff, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .spec import Autostart, Container
@@ -697,12 +697,12 @@ def set_live_autostart(target: Host, name: str, autostart: Autostart) -> None:
 
 def _act(
     target: Host, item: PlanItem, *, check: bool, timeout: float
-) -> tuple[ItemResult, bool]:
-    """Carry out one item; returns the result and whether it was started here."""
+) -> tuple[ItemResult, float | None]:
+    """Carry out one item; returns the result and when it was started here (or None)."""
     done: list[str] = []
     diff = ""
     restart_needed = item.restart_needed
-    started = False
+    started: float | None = None
     try:
         for action in item.actions:
             if action == AUTOSTART:
@@ -718,37 +718,40 @@ def _act(
                 done.append(res.action)
             elif action == RESTART:
                 target.stop(item.name, timeout=timeout)
+                started = time.monotonic()  # after the stop: its event is not a death
                 target.start(item.name, check=check, settle=0)
                 done.append("restarted")
                 restart_needed = False
-                started = True
             elif action == STOP:
                 how = target.stop(item.name, timeout=timeout).how
                 done.append("stopped" if how == "shut down" else how)
             elif action == START:
+                started = time.monotonic()
                 target.start(item.name, check=check, settle=0)
                 done.append("started")
-                started = True
             elif action == UNDEFINE:
                 target.undefine(item.name, force=True, timeout=timeout)
                 done.append("undefined")
     except LxcvirtError as exc:
         return ItemResult(item.host, item.name, item.actions, tuple(done), str(exc),
-                          restart_needed, diff), False
+                          restart_needed, diff), None
     return ItemResult(item.host, item.name, item.actions, tuple(done), None,
                       restart_needed, diff), started
 
 
-def _settle(target: Host, results: list[ItemResult], started: list[int], settle: float) -> None:
-    """Watch the containers started here for ``settle`` seconds, all at once: an init that
-    exits at once makes libvirt's create() succeed all the same."""
+def _settle(target: Host, watch: DeathWatch, results: list[ItemResult],
+            started: list[tuple[int, float]], settle: float) -> None:
+    """Watch the containers started here, all in one window of ``settle`` seconds after
+    the last start: an init that exits at once makes libvirt's create() succeed all the
+    same."""
     if settle <= 0 or not started:
         return
-    threading.Event().wait(settle)
-    for i in started:
+    names = [(results[i].name, t) for i, t in started]
+    watch.wait_window(max(t for _, t in started) + settle, names)
+    for i, since in started:
         r = results[i]
         try:
-            alive = bool(target.domain(r.name).isActive())
+            alive = not watch.died(r.name, since) and bool(target.domain(r.name).isActive())
         except LxcvirtError:
             alive = False
         if not alive:
@@ -763,16 +766,19 @@ def _apply_host(hp: HostPlan, *, check: bool, settle: float, timeout: float) -> 
         return []
     target = hp.target
     results: list[ItemResult] = []
-    started: list[int] = []
-    for item in hp.items:
-        if not item.changed:
-            results.append(ItemResult(item.host, item.name, (), (), None, item.restart_needed))
-            continue
-        res, was_started = _act(target, item, check=check, timeout=timeout)
-        if was_started:
-            started.append(len(results))
-        results.append(res)
-    _settle(target, results, started, settle)
+    started: list[tuple[int, float]] = []
+    with DeathWatch(target) as watch:
+        for item in hp.items:
+            if not item.changed:
+                results.append(
+                    ItemResult(item.host, item.name, (), (), None, item.restart_needed)
+                )
+                continue
+            res, started_at = _act(target, item, check=check, timeout=timeout)
+            if started_at is not None:
+                started.append((len(results), started_at))
+            results.append(res)
+        _settle(target, watch, results, started, settle)
     return results
 
 

@@ -28,7 +28,7 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ from .errors import (
     SpecError,
     XMLError,
 )
+from .host import DeathWatch
 from .spec import METADATA_NS, Autostart, check_name
 
 __all__ = [
@@ -330,46 +331,6 @@ class Report:
 Progress = Callable[[Outcome], None]
 
 
-class _DeathWatch:
-    """Remembers when containers stopped during a run (one lifecycle callback for all)."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.stopped: dict[str, float] = {}
-        self.cond = threading.Condition()
-        self.cb_id: int | None = None
-        try:
-            self.cb_id = host.conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None
-            )
-        except libvirt.libvirtError:
-            self.cb_id = None  # no events: the final isActive() check still runs
-
-    def _event(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
-        if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            with self.cond:
-                self.stopped[dom.name()] = _time.monotonic()
-                self.cond.notify_all()
-
-    def died(self, name: str, since: float) -> bool:
-        with self.cond:
-            return self.stopped.get(name, -1.0) >= since
-
-    def wait_window(self, until: float, names: Sequence[tuple[str, float]]) -> None:
-        """Watch until ``until`` (monotonic), or until every one of ``names`` has died."""
-        with self.cond:
-            while not all(self.stopped.get(n, -1.0) >= t for n, t in names):
-                left = until - _time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
-
-    def close(self) -> None:
-        if self.cb_id is not None:
-            with suppress(libvirt.libvirtError):
-                self.host.conn.domainEventDeregisterAny(self.cb_id)
-
-
 class _Connections:
     """One connection per worker thread.
 
@@ -454,7 +415,7 @@ def start_all(
         start = starter or (
             lambda n: conns.host().start(n, check=False, settle=0, timeout=timeout)
         )
-        watch = _DeathWatch(host)
+        watch = DeathWatch(host)
         try:
             outcomes = _run_start(host, the_plan, watch, start, max(1, parallel), settle,
                                   progress)
@@ -465,7 +426,7 @@ def start_all(
 
 
 def _run_start(
-    host: Host, the_plan: Plan, watch: _DeathWatch, start: Callable[[str], object],
+    host: Host, the_plan: Plan, watch: DeathWatch, start: Callable[[str], object],
     parallel: int, settle: float, progress: Progress | None,
 ) -> tuple[Outcome, ...]:
     jobs: dict[str, _Job] = {}

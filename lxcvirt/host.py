@@ -13,7 +13,7 @@ import difflib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,59 @@ class _Lifecycle:
                 # Re-check ``also`` now and then: an event may have been missed if it
                 # fired before registration.
                 self.cond.wait(min(left, 1.0))
+
+
+class DeathWatch:
+    """Remembers when containers stopped, through one lifecycle callback for all of them.
+
+    libvirt's create() succeeds for an init that exits at once (the daemon notices ~0.2 s
+    later), so commands that start many containers start each with ``settle=0`` and then
+    watch them all in one window here, instead of paying the window per container.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.stopped: dict[str, float] = {}
+        self.cond = threading.Condition()
+        self.cb_id: int | None = None
+        try:
+            self.cb_id = host.conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None
+            )
+        except libvirt.libvirtError:
+            self.cb_id = None  # no events: callers still check isActive() at the end
+
+    def _event(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+        if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
+            with self.cond:
+                self.stopped[dom.name()] = time.monotonic()
+                self.cond.notify_all()
+
+    def died(self, name: str, since: float) -> bool:
+        """True when ``name`` stopped at or after ``since`` (monotonic)."""
+        with self.cond:
+            return self.stopped.get(name, -1.0) >= since
+
+    def wait_window(self, until: float, names: Sequence[tuple[str, float]]) -> None:
+        """Watch until ``until`` (monotonic), or until every ``(name, since)`` has died."""
+        with self.cond:
+            while not all(self.stopped.get(n, -1.0) >= t for n, t in names):
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
+
+    def close(self) -> None:
+        if self.cb_id is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.host.conn.domainEventDeregisterAny(self.cb_id)
+            self.cb_id = None
+
+    def __enter__(self) -> DeathWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 PreflightHook = Callable[["Host"], None]

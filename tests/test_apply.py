@@ -284,3 +284,20 @@ def test_duplicate_names_refused(
         run_plan(host, [tmp_path])
     assert str(b) in str(err.value) and str(a) in str(err.value)
     assert not host.exists(c)
+
+
+def test_an_init_that_exits_at_once_is_caught_in_the_settle_window(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    quitter, steady = mk("quitter"), mk("steady")
+    (tmp_path / "q.toml").write_text(
+        f"name = {toml_str(quitter)}\nmemory = \"64MiB\"\n[init]\npath = \"/bin/true\"\n"
+        f"[[filesystem]]\nsource = {toml_str(str(busybox_root))}\ntarget = \"/\"\n"
+    )
+    write_spec(tmp_path, steady, busybox_root)
+    result = run_apply(host, [tmp_path], settle=1.0)
+    res = by_name(result)
+    assert result.exit_code == 2
+    assert res[quitter].error is not None and "stopped right after it started" in res[quitter].error
+    assert res[steady].error is None and state_of(host, steady) == "running"
+    assert state_of(host, quitter) == "shut off"  # defined, not lost
