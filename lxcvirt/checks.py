@@ -20,20 +20,29 @@ runs the required checks once per process and URI before containers start.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import os
 import re
-import secrets
-import socket
-import struct
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import parse_qs, urlsplit
 
+from ._hostfs import (
+    PROBE_PREFIX,
+    DirOp,
+    Layout,
+    Mount,
+    Reader,
+    Subsystem,
+    daemon_socket,
+    make_dir,
+    parse_mountinfo,
+    parse_proc_cgroups,
+    probe_hierarchy,
+    remove_dir,
+    socket_owner,
+)
 from .errors import HostError, LxcvirtError
 
 if TYPE_CHECKING:
@@ -49,17 +58,11 @@ RECOMMENDED_V1 = ("cpu", "freezer", "blkio")
 #: On cgroup v2 device access is filtered by a BPF program, not a "devices" controller.
 REQUIRED_V2 = ("cpu", "memory")
 RECOMMENDED_V2 = ("io",)
-# Controller names used when /proc/cgroups cannot be read (v2-only kernels still list them).
-KNOWN_CONTROLLERS = frozenset((
-    "cpuset", "cpu", "cpuacct", "blkio", "io", "memory", "devices", "freezer", "net_cls",
-    "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
-))
 NAMESPACES_REQUIRED = ("mnt", "pid", "uts", "ipc")
 NAMESPACES_OPTIONAL = {
     "net": "a container with its own network (an <interface>, privnet) needs it",
     "user": "a container with an <idmap> needs it",
 }
-PROBE_PREFIX = "lxcvirt-probe-"
 HYBRID_FIX = (
     "run libvirtd in a private mount namespace without that mount: "
     "unshare -m --propagation private sh -c 'umount {mp} && exec libvirtd -d' "
@@ -137,280 +140,6 @@ class Report:
         }
 
 
-# --- reading the host ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mount:
-    mount_point: str
-    fstype: str
-    #: mount options and super options together (controller names are super options)
-    options: frozenset[str]
-
-
-def _unescape(field_: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
-
-
-def parse_mountinfo(text: str) -> list[Mount]:
-    """The mounts of a ``/proc/PID/mountinfo``, the visible one per mount point."""
-    seen: dict[str, Mount] = {}
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        a, b = left.split(), right.split()
-        if not sep or len(a) < 6 or len(b) < 2:
-            continue
-        opts = set(a[5].split(","))
-        if len(b) >= 3:
-            opts |= set(b[2].split(","))
-        mp = _unescape(a[4])
-        # A later mount on the same point hides the earlier one.
-        seen.pop(mp, None)
-        seen[mp] = Mount(mp, b[0], frozenset(opts))
-    return list(seen.values())
-
-
-@dataclass(frozen=True)
-class Subsystem:
-    name: str
-    hierarchy: int
-    enabled: bool
-
-
-def parse_proc_cgroups(text: str) -> dict[str, Subsystem]:
-    out: dict[str, Subsystem] = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        f = line.split()
-        if len(f) >= 4 and f[1].isdigit() and f[3].isdigit():
-            out[f[0]] = Subsystem(f[0], int(f[1]), f[3] == "1")
-    return out
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the cgroup controllers are, as one mount namespace sees them."""
-
-    kind: Literal["v1", "v2", "hybrid", "none"]
-    #: v1 controller -> mount point
-    v1: dict[str, str] = field(default_factory=dict)
-    #: the cgroup2 mount point, if any
-    unified: str | None = None
-    #: controllers the cgroup2 root offers (its cgroup.controllers)
-    v2: frozenset[str] = frozenset()
-
-    def where(self, controller: str) -> str | None:
-        if controller in self.v1:
-            return self.v1[controller]
-        if self.unified is not None and controller in self.v2:
-            return self.unified
-        return None
-
-    def describe(self) -> str:
-        parts = []
-        by_mount: dict[str, list[str]] = {}
-        for ctl, mp in sorted(self.v1.items()):
-            by_mount.setdefault(mp, []).append(ctl)
-        if by_mount:
-            parts.append("v1 " + ", ".join(f"{','.join(c)}" for c in by_mount.values()))
-        if self.unified is not None:
-            ctls = " ".join(sorted(self.v2)) or "no controllers"
-            parts.append(f"cgroup2 at {self.unified} ({ctls})")
-        return f"{self.kind}: " + ("; ".join(parts) if parts else "no cgroup mounts")
-
-
-class Reader:
-    """Reads host files under ``root`` (``/`` for the real host, a fixture tree in tests)."""
-
-    def __init__(self, root: str | Path = "/") -> None:
-        self.root = Path(root)
-
-    def path(self, absolute: str) -> Path:
-        return self.root / absolute.lstrip("/")
-
-    def text(self, absolute: str) -> str | None:
-        try:
-            return self.path(absolute).read_text()
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
-            return None
-
-    def subsystems(self) -> dict[str, Subsystem]:
-        return parse_proc_cgroups(self.text("/proc/cgroups") or "")
-
-    def layout(self, mounts: Sequence[Mount], subsystems: dict[str, Subsystem]) -> Layout:
-        names = set(subsystems) | KNOWN_CONTROLLERS
-        v1: dict[str, str] = {}
-        unified: str | None = None
-        for m in mounts:
-            if m.fstype == "cgroup":
-                for ctl in m.options & names:
-                    v1[ctl] = m.mount_point
-            elif m.fstype == "cgroup2" and (
-                # Prefer the conventional place when there are several.
-                unified is None or m.mount_point == "/sys/fs/cgroup"
-            ):
-                unified = m.mount_point
-        v2: frozenset[str] = frozenset()
-        if unified is not None:
-            v2 = frozenset((self.text(f"{unified}/cgroup.controllers") or "").split())
-        kind: Literal["v1", "v2", "hybrid", "none"]
-        if v1 and unified is not None:
-            kind = "hybrid"
-        elif v1:
-            kind = "v1"
-        elif unified is not None:
-            kind = "v2"
-        else:
-            kind = "none"
-        return Layout(kind, v1, unified, v2)
-
-    def kernel_config(self) -> dict[str, str] | None:
-        """CONFIG_* values from /proc/config.gz or /boot/config-RELEASE, if readable."""
-        raw: str | None = None
-        try:
-            raw = gzip.decompress(self.path("/proc/config.gz").read_bytes()).decode(
-                errors="replace"
-            )
-        except (OSError, EOFError):
-            release = (self.text("/proc/sys/kernel/osrelease") or "").strip()
-            if release:
-                raw = self.text(f"/boot/config-{release}")
-        if raw is None:
-            return None
-        out = {}
-        for line in raw.splitlines():
-            m = re.match(r"(CONFIG_\w+)=(.*)", line)
-            if m:
-                out[m.group(1)] = m.group(2)
-            else:
-                m = re.match(r"# (CONFIG_\w+) is not set", line)
-                if m:
-                    out[m.group(1)] = "n"
-        return out
-
-    def daemon_pid(self) -> int | None:
-        """The libvirtd process: its pid file, else the oldest process named libvirtd."""
-        for pidfile in ("/run/libvirtd.pid", "/var/run/libvirtd.pid"):
-            text = (self.text(pidfile) or "").strip()
-            if text.isdigit() and self._comm(int(text)) == "libvirtd":
-                return int(text)
-        found: list[tuple[int, int]] = []
-        try:
-            entries = list(self.path("/proc").iterdir())
-        except OSError:
-            return None
-        for entry in entries:
-            if entry.name.isdigit() and self._comm(int(entry.name)) == "libvirtd":
-                found.append((self._start_time(int(entry.name)), int(entry.name)))
-        return min(found)[1] if found else None
-
-    def _comm(self, pid: int) -> str:
-        try:
-            return (self.text(f"/proc/{pid}/comm") or "").strip()
-        except OSError:
-            return ""
-
-    def _start_time(self, pid: int) -> int:
-        try:
-            stat = self.text(f"/proc/{pid}/stat") or ""
-        except OSError:
-            return 0
-        # Field 22 (starttime) counts after the ")" that closes the command name.
-        rest = stat.rpartition(")")[2].split()
-        return int(rest[19]) if len(rest) > 19 and rest[19].isdigit() else 0
-
-
-def daemon_socket(uri: str) -> str | None:
-    """The unix socket a local URI connects to (its ``socket=`` parameter, or the default)."""
-    parts = urlsplit(uri)
-    transport = parts.scheme.partition("+")[2]
-    if transport not in ("", "unix") or (parts.hostname or "") not in ("", "localhost"):
-        return None
-    given = parse_qs(parts.query).get("socket")
-    if given:
-        return given[0]
-    # libvirt's client prefers the modular daemon's socket when it exists.
-    for path in ("/run/libvirt/virtlxcd-sock", "/run/libvirt/libvirt-sock"):
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def socket_owner(path: str) -> int | None:
-    """The pid listening on the unix socket ``path`` (SO_PEERCRED), or None."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2.0)
-            sock.connect(path)
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid = int(struct.unpack("3i", creds)[0])
-    return pid if pid > 0 else None
-
-
-# --- the functional probe ---------------------------------------------------------------
-
-DirOp = Callable[[Path], None]
-
-
-def _default_mkdir(path: Path) -> None:
-    os.mkdir(path)
-
-
-def _default_rmdir(path: Path) -> None:
-    os.rmdir(path)
-
-
-def probe_hierarchy(
-    base: Path, *, mkdir: DirOp = _default_mkdir, rmdir: DirOp = _default_rmdir
-) -> str | None:
-    """Create and remove ``base/lxcvirt-probe-PID-X/nested``; return what failed, or None.
-
-    libvirt makes nested cgroups (machine/NAME.libvirt-lxc) in every mounted hierarchy, so a
-    controller that refuses a nested directory (blkio on some kernels) breaks every start.
-    Everything made here is removed again, also when a step fails.
-    """
-    _sweep_stale(base, rmdir)
-    top = base / f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
-    made: list[Path] = []
-    problem: str | None = None
-    try:
-        for d in (top, top / "nested"):
-            try:
-                mkdir(d)
-            except OSError as exc:
-                problem = f"cannot create {d.relative_to(base)}: {exc.strerror or exc}"
-                break
-            made.append(d)
-    finally:
-        for d in reversed(made):
-            try:
-                rmdir(d)
-            except OSError as exc:
-                problem = problem or f"cannot remove {d}: {exc.strerror or exc}"
-    return problem
-
-
-def _sweep_stale(base: Path, rmdir: DirOp) -> None:
-    """Remove probe directories left by a process that was killed mid-probe."""
-    try:
-        entries = [e for e in base.iterdir() if e.name.startswith(PROBE_PREFIX)]
-    except OSError:
-        return
-    for entry in entries:
-        pid = entry.name[len(PROBE_PREFIX) :].partition("-")[0]
-        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
-            continue
-        for d in (entry / "nested", entry):
-            with contextlib.suppress(OSError):
-                rmdir(d)
-
-
 # --- the checks -------------------------------------------------------------------------
 
 
@@ -427,8 +156,8 @@ class Checker:
         host: Host | None = None,
         *,
         probe: bool = True,
-        mkdir: DirOp = _default_mkdir,
-        rmdir: DirOp = _default_rmdir,
+        mkdir: DirOp = make_dir,
+        rmdir: DirOp = remove_dir,
         daemon_pid: int | None = None,
         daemon_mountinfo: str | Path | None = None,
     ) -> None:
@@ -746,8 +475,8 @@ def run_checks(
     root: str | Path = "/",
     spec: Container | str | Path | None = None,
     probe: bool = True,
-    mkdir: DirOp = _default_mkdir,
-    rmdir: DirOp = _default_rmdir,
+    mkdir: DirOp = make_dir,
+    rmdir: DirOp = remove_dir,
     daemon_pid: int | None = None,
     daemon_mountinfo: str | Path | None = None,
 ) -> Report:
@@ -807,11 +536,13 @@ def forget(uris: Iterable[str] | None = None) -> None:
 
 
 __all__ = [
+    "PROBE_PREFIX",
     "Checker",
     "Finding",
     "Layout",
     "Level",
     "Mount",
+    "Reader",
     "Report",
     "daemon_socket",
     "enforce",
