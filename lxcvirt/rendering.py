@@ -10,6 +10,7 @@ derived from the UUID and the interface's position.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid as _uuid
@@ -123,7 +124,7 @@ def render_file(
     import threading
     from dataclasses import replace
 
-    from .errors import DaemonUnreachable
+    from .errors import DaemonUnreachable, SpecError
     from .load import load_spec
 
     asked: dict[str, object] = {}
@@ -147,6 +148,16 @@ def render_file(
     if not offline and emulator is None:
         worker = threading.Thread(target=ask_daemon, daemon=True)
         worker.start()
+    from .validate import is_spec_path
+
+    if not is_spec_path(path):
+        with contextlib.suppress(OSError):
+            if Path(path).read_bytes().lstrip().startswith(b"<"):
+                raise SpecError(
+                    "", "this is XML, and render takes a spec (.toml); domain XML is "
+                    "checked with `lxcvirt validate` and defined as it is with `lxcvirt define`",
+                    source=str(path),
+                )
     spec = load_spec(path)
     if emulator:
         spec = replace(spec, emulator=emulator)
