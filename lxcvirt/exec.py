@@ -332,8 +332,14 @@ def run(host: Any, name: str, argv: Sequence[str], *, user: str | None = None,
     """
     if not argv:
         raise ExecFailed("exec needs a command to run")
-    if not host.is_local:
-        raise ExecFailed(f"exec needs a daemon on this machine, not {host.uri}")
+    if not host.passes_fds:
+        # The namespaces arrive as file descriptors, which only a unix socket carries
+        # (over TCP libvirt also drops the connection); lxc+tcp://127.0.0.1/ is local, yet
+        # cannot do it.
+        raise ExecFailed(
+            f"exec needs the daemon's unix socket (lxc:///), not {host.uri}: the container's "
+            "namespaces travel as file descriptors"
+        )
     for key in env or {}:
         if not key or "=" in key or "\0" in key:
             raise ExecFailed(f"bad environment variable name {key!r}")

@@ -213,3 +213,13 @@ def test_sigpipe_is_default_in_the_command(running: str) -> None:
     ignored = int(r.stdout.split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1))
     assert not ignored & (1 << (signal.SIGINT - 1))
+
+
+@pytest.mark.parametrize("uri", ["lxc+tcp://127.0.0.1/", "lxc+ssh://root@web1/"])
+def test_exec_refuses_uris_that_cannot_pass_fds(uri: str) -> None:
+    from lxcvirt.errors import ExecFailed
+    from lxcvirt.exec import run
+    from lxcvirt.host import Host
+
+    with pytest.raises(ExecFailed, match="unix socket"):
+        run(Host(uri), "web", ["true"])
