@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lxcvirt import apply as A
+from lxcvirt._compare import compare, fill_identity
 from lxcvirt.errors import ConfigError, SpecError
 from lxcvirt.inventory import inventory_from_dict, load_inventory
 from lxcvirt.load import spec_from_dict
@@ -64,13 +65,13 @@ def as_libvirt_stores(xml: str) -> str:
 
 def test_unchanged_despite_libvirt_defaults() -> None:
     new = render(spec(), emulator=EMU)
-    cmp = A.compare("web", as_libvirt_stores(new), parse_xml(new))
+    cmp = compare("web", as_libvirt_stores(new), parse_xml(new))
     assert not cmp.changed and cmp.diff == ""
 
 
 def test_memory_change_shows_in_diff() -> None:
     stored = as_libvirt_stores(render(spec(), emulator=EMU))
-    cmp = A.compare("web", stored, parse_xml(render(spec(memory="1GiB"), emulator=EMU)))
+    cmp = compare("web", stored, parse_xml(render(spec(memory="1GiB"), emulator=EMU)))
     assert cmp.changed and not cmp.autostart_only
     assert '+  <memory unit="KiB">1048576</memory>' in cmp.diff
     assert '-  <memory unit="KiB">65536</memory>' in cmp.diff
@@ -79,7 +80,7 @@ def test_memory_change_shows_in_diff() -> None:
 def test_autostart_only() -> None:
     stored = as_libvirt_stores(render(spec(), emulator=EMU))
     new = render(spec(autostart=Autostart(auto=True, priority=2)), emulator=EMU)
-    cmp = A.compare("web", stored, parse_xml(new))
+    cmp = compare("web", stored, parse_xml(new))
     assert cmp.changed and cmp.autostart_only and 'priority="2"' in cmp.diff
 
 
@@ -88,7 +89,7 @@ def test_units_comments_and_layout_do_not_count() -> None:
     new = render(spec(), emulator=EMU).replace(
         "<memory unit='KiB'>65536</memory>", "<!-- 64 MiB --><memory unit='MiB'>64</memory>"
     ).replace("\n  ", "\n")
-    assert not A.compare("web", stored, parse_xml(new)).changed
+    assert not compare("web", stored, parse_xml(new)).changed
 
 
 @pytest.mark.parametrize(
@@ -109,9 +110,9 @@ def test_stored_only_elements_count_unless_defaults(old: str, new: str) -> None:
         "<devices><console type='pty'/></devices></domain>"
     )
     stored = as_libvirt_stores(minimal)
-    assert not A.compare("web", stored, parse_xml(minimal)).changed
+    assert not compare("web", stored, parse_xml(minimal)).changed
     assert old in stored
-    changed = A.compare("web", stored.replace(old, new, 1), parse_xml(minimal)).changed
+    changed = compare("web", stored.replace(old, new, 1), parse_xml(minimal)).changed
     assert changed is ("emulator" not in new)
 
 
@@ -123,10 +124,10 @@ def test_identity_filled_from_stored() -> None:
     )
     new = parse_xml("<domain type='lxc'><name>w</name><devices>"
                     "<interface type='ethernet'/></devices></domain>")
-    assert A._fill_identity(new, stored)
+    assert fill_identity(new, stored)
     assert new.findtext("uuid") == "11111111-2222-3333-4444-555555555555"
     assert new.find("devices/interface/mac").get("address") == "52:54:00:aa:bb:cc"
-    assert not A._fill_identity(new, stored)  # nothing more to add
+    assert not fill_identity(new, stored)  # nothing more to add
 
 
 def test_collect_files(tmp_path: Path) -> None:
