@@ -37,7 +37,7 @@ from .host import DeathWatch, Host, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .spec import Autostart, Container
-from .validate import check_domain_xml, is_spec_path
+from .validate import check_domain_xml, is_spec_path, read_xml_file
 
 CREATE = "create"
 REDEFINE = "redefine"
@@ -80,6 +80,8 @@ def collect_files(paths: Iterable[str | Path], *, skip: Iterable[Path] = ()) -> 
             out.extend(found)
         elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise SpecError("", "not a regular file or folder", source=str(p))
         else:
             raise SpecError("", "no such file or folder", source=str(p))
     unique: dict[Path, Path] = {}
@@ -95,11 +97,7 @@ def read_source(path: Path) -> Source:
 
         spec = load_spec(path)
         return Source(str(path), spec.name, spec.state, spec.hosts, spec)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise XMLError(f"{path}: cannot read: {exc.strerror}") from exc
-    checked = check_domain_xml(data, str(path))
+    checked = check_domain_xml(read_xml_file(path), str(path))
     return Source(str(path), checked.name, "running", (), None)
 
 

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._files import read_capped
 from .errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/lxcvirt/lxcvirt.conf")
@@ -49,13 +50,13 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read the configuration; raise :class:`ConfigError` naming the file and key."""
     file, explicit = config_path(path)
     try:
-        raw = file.read_bytes()
+        raw = read_capped(file)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{file}: no such configuration file") from None
         return Config()
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -25,7 +25,7 @@ from . import _libvirt
 from .errors import AlreadyExists, InvalidState, LxcvirtError, NotFound, Refused, StartFailed
 from .metadata import is_managed, read_autostart
 from .spec import Autostart, Container
-from .validate import Checked, check_domain_xml, is_spec_path, parse_xml
+from .validate import Checked, check_domain_xml, is_spec_path, parse_xml, read_xml_file
 
 LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
@@ -395,11 +395,7 @@ class Host:
                 from .load import load_spec
 
                 return self.prepare(load_spec(path), host_emulator=host_emulator)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise Refused(f"{path}: cannot read: {exc.strerror}") from exc
-            return self._prepare_xml(data, str(path), host_emulator)
+            return self._prepare_xml(read_xml_file(path), str(path), host_emulator)
         if isinstance(source, Container):
             from .rendering import render
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._files import read_capped
 from .errors import ConfigError
 
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
@@ -100,9 +101,9 @@ def inventory_from_dict(data: Mapping[str, Any], source: str = "<inventory>") ->
 def load_inventory(path: str | Path) -> Inventory:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_capped(p).decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the inventory: {exc.strerror}") from exc
+        raise ConfigError(f"{p}: cannot read the inventory: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: the inventory is not UTF-8 text") from exc
     try:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._files import read_capped
 from .errors import SpecError
 from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
 
@@ -124,9 +125,9 @@ def load_spec(path: str | Path) -> Container:
     """Read a spec from a TOML file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_capped(p).decode("utf-8")
     except OSError as exc:
-        raise SpecError("", f"cannot read spec: {exc.strerror}", source=str(p)) from exc
+        raise SpecError("", f"cannot read spec: {exc.strerror or exc}", source=str(p)) from exc
     except UnicodeDecodeError as exc:
         raise SpecError("", "spec is not UTF-8 text", source=str(p)) from exc
     return load_spec_text(text, source=str(p))

@@ -152,7 +152,9 @@ def render_file(
 
     if not is_spec_path(path):
         with contextlib.suppress(OSError):
-            if Path(path).read_bytes().lstrip().startswith(b"<"):
+            with open(path, "rb") as f:
+                head = f.read(512)
+            if head.lstrip().startswith(b"<"):
                 raise SpecError(
                     "", "this is XML, and render takes a spec (.toml); domain XML is "
                     "checked with `lxcvirt validate` and defined as it is with `lxcvirt define`",

@@ -24,13 +24,14 @@ from typing import Any
 
 from lxml import etree
 
+from ._files import MAX_BYTES, read_capped
 from ._resources import resource_dir
 from .errors import Problem, SpecError, ValidationError, XMLError
 from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
 PROFILE_SCHEMA = "lxc-domain.rng"
-MAX_XML_BYTES = 4 * 1024 * 1024
+MAX_XML_BYTES = MAX_BYTES
 
 _DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -280,6 +281,14 @@ def is_spec_path(path: str | Path) -> bool:
     return str(path).endswith(".toml")
 
 
+def read_xml_file(path: str | Path) -> bytes:
+    """A domain XML file's bytes (size-capped); XMLError naming it when it can't be read."""
+    try:
+        return read_capped(path)
+    except OSError as exc:
+        raise XMLError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
 def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
     """Validate a spec (``.toml``) or a domain XML file; specs are rendered first."""
     from .load import load_spec
@@ -289,11 +298,7 @@ def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
     if is_spec_path(p):
         spec = load_spec(p)
         return check_domain_xml(render(spec, emulator=emulator), str(p))
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise XMLError(f"{p}: cannot read: {exc.strerror}") from exc
-    return check_domain_xml(data, str(p))
+    return check_domain_xml(read_xml_file(p), str(p))
 
 
 def check_files(paths: Iterable[str | Path]) -> list[tuple[str, Exception | None]]:

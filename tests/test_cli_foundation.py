@@ -100,3 +100,20 @@ def test_render_of_domain_xml_says_what_to_use(capsys: pytest.CaptureFixture[str
     assert main(["render", str(DATA / "xml" / "minimal.xml")]) == 1
     err = capsys.readouterr().err
     assert "render takes a spec (.toml)" in err and "lxcvirt define" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["validate", "/dev/zero"], id="validate"),
+        pytest.param(["render", "--offline", "/dev/zero"], id="render"),
+        pytest.param(["define", "/dev/zero"], id="define"),
+        pytest.param(["apply", "--dry-run", "/dev/zero"], id="apply"),
+    ],
+)
+def test_an_endless_file_is_refused_not_read(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "/dev/zero" in err and ("larger than" in err or "not a regular file" in err)
