@@ -72,7 +72,9 @@ def autostart() -> None:
 
 
 @click.command(name="autostart NAME")
-@click.argument("name")
+# The command's own word is "NAME" already (see AutostartGroup), so the argument shows no
+# metavar: the usage reads "lxcvirt autostart NAME [OPTIONS]".
+@click.argument("name", metavar="")
 @click.option("--enable/--disable", "auto", default=None,
               help="Turn autostart on or off for NAME.")
 @click.option("--priority", type=int, help="Higher starts first (default 0).")
