@@ -10,10 +10,11 @@ containers did some of it).  Errors are one line on stderr (``lxcvirt: error: ..
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -77,17 +78,86 @@ def cli(ctx: click.Context, uri: str | None) -> None:
 
 # --- specs and validation -------------------------------------------------------------
 
+def _with(options: list[Any]) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+# A spec can come from flags instead of a file (like virt-install --container): these
+# options build one through lxcvirt.load.spec_from_flags, with a TOML spec's checks.
+_SPEC_FLAGS = [
+    click.option("--name", "f_name", metavar="NAME", help="Build the spec from flags: its name."),
+    click.option("--init", "f_init", metavar="PATH", help="With --name: the program run as init."),
+    click.option("--arg", "f_args", multiple=True, metavar="ARG", help="An argument of init."),
+    click.option("--env", "f_env", multiple=True, metavar="K=V", help="init's environment."),
+    click.option("--root", "f_root", metavar="DIR", help="Host directory that is the root /."),
+    click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro]",
+                 help="Bind a host directory."),
+    click.option("--ram", "f_rams", multiple=True, metavar="DST:SIZE", help="A RAM filesystem."),
+    click.option("--network", "f_networks", multiple=True, metavar="NET",
+                 help="An interface on a libvirt network."),
+    click.option("--bridge", "f_bridges", multiple=True, metavar="BR",
+                 help="An interface on a host bridge."),
+    click.option("--memory", "f_memory", metavar="SIZE", help="Memory, e.g. 256MiB."),
+    click.option("--vcpu", "f_vcpus", type=click.IntRange(min=1), metavar="N", help="vCPUs."),
+]
+
+
+def spec_flag_options(fn: F) -> F:
+    """Add the spec flags; the command gets them together as ``flags``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {k[2:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("f_")}
+        return fn(*args, flags=flags, **kwargs)
+
+    return _with(_SPEC_FLAGS)(cast(F, wrapper))
+
+
+def _source(path: str | None, flags: dict[str, Any]) -> Any:
+    """The file given, or the spec the flags build (one of the two, never both)."""
+    given = {k: v for k, v in flags.items() if v not in (None, ())}
+    if path is not None and given:
+        raise click.UsageError("give a spec or XML file, or spec flags (--name ...), not both")
+    if path is not None:
+        return path
+    if "name" not in given or "init" not in given:
+        raise click.UsageError(
+            "give a spec or XML file, or build a spec with --name NAME --init PATH [--root DIR ...]"
+        )
+    from .load import spec_from_flags
+
+    if "vcpus" in given:
+        given["vcpu"] = given.pop("vcpus")
+    return spec_from_flags(**given)
+
+
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--emulator", metavar="PATH", help="Use this <emulator> instead of the host's.")
 @click.option("--offline", is_flag=True, help="Do not ask the daemon for its emulator.")
+@spec_flag_options
 @pass_state
-def render(state: State, spec: str, emulator: str | None, offline: bool) -> None:
-    """Print the domain XML for SPEC (a TOML file), like virt-install --print-xml."""
+def render(
+    state: State, spec: str | None, emulator: str | None, offline: bool, flags: dict[str, Any]
+) -> None:
+    """Print the domain XML for SPEC (a TOML file) or for spec flags, like virt-install
+    --print-xml.
+
+    \b
+    lxcvirt render web.toml
+    lxcvirt render --name web --init /bin/sh --root /srv/web --memory 128MiB --network default
+    """
     from .rendering import render_file
 
-    rendered = render_file(spec, uri=state.uri, emulator=emulator, offline=offline)
+    rendered = render_file(
+        _source(spec, flags), uri=state.uri, emulator=emulator, offline=offline
+    )
     if rendered.note:
         for line in rendered.note.splitlines():
             _note(line)
@@ -143,14 +213,18 @@ def _print_define(result: Any, show_diff: bool) -> None:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False, exists=True))
+@click.argument("source", type=click.Path(dir_okay=False, exists=True), required=False)
 @host_emulator_option
 @click.option("--diff", "show_diff", is_flag=True, help="Show what a redefinition changes.")
+@spec_flag_options
 @json_option
 @pass_state
-def define(state: State, source: str, host_emulator: bool, show_diff: bool, as_json: bool) -> None:
-    """Define (or redefine) a container from a spec or domain XML file."""
-    result = state.host().define(source, host_emulator=host_emulator)
+def define(
+    state: State, source: str | None, host_emulator: bool, show_diff: bool, as_json: bool,
+    flags: dict[str, Any],
+) -> None:
+    """Define (or redefine) a container from a spec or domain XML file, or spec flags."""
+    result = state.host().define(_source(source, flags), host_emulator=host_emulator)
     if _want_json(state, as_json):
         _emit(result.to_dict())
     else:
@@ -174,15 +248,6 @@ start_options = [
         help="Seconds to wait for RUNNING.",
     ),
 ]
-
-
-def _with(options: list[Any]) -> Callable[[F], F]:
-    def deco(fn: F) -> F:
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return deco
 
 
 @cli.command()
@@ -213,23 +278,26 @@ def start(
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False, exists=True))
+@click.argument("source", type=click.Path(dir_okay=False, exists=True), required=False)
 @host_emulator_option
 @_with(start_options)
+@spec_flag_options
 @json_option
 @pass_state
 def create(
     state: State,
-    source: str,
+    source: str | None,
     host_emulator: bool,
     no_check: bool,
     settle: float,
     timeout: float,
     as_json: bool,
+    flags: dict[str, Any],
 ) -> None:
-    """Define a container from a spec or XML file and start it."""
+    """Define a container from a spec or XML file, or spec flags, and start it."""
     result, status = state.host().create(
-        source, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout
+        _source(source, flags), host_emulator=host_emulator, check=not no_check,
+        settle=settle, timeout=timeout,
     )
     if _want_json(state, as_json):
         _emit({"define": result.to_dict(), "status": status.to_dict()})

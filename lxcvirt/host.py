@@ -720,10 +720,14 @@ def definition_diff(name: str, before: str, after: str) -> str:
 
 def _keep_generated(checked: Checked, defined: str) -> Checked:
     """``checked`` with the values libvirt generated for the current definition filled in
-    where the new XML leaves them out: the <uuid> and interface <mac> addresses.
+    where the new XML leaves them out: the <uuid>, interface <mac> addresses, and the
+    default <resource> partition.
 
     libvirt invents a random uuid and MACs for XML without them, so the same file defined
     twice would otherwise be refused (a new uuid under a taken name) or show a MAC change.
+    The first start of a container writes ``<resource><partition>/machine</partition>``
+    into its stored definition; without it here, defining the same spec after a start
+    would report a change that is only libvirt's default.
     """
     from lxml import etree
 
@@ -750,6 +754,20 @@ def _keep_generated(checked: Checked, defined: str) -> Checked:
             el.tail = new.text
             new.insert(0, el)
             changed = True
+    resource = old.find("resource")
+    if (
+        root.find("resource") is None
+        and resource is not None
+        and [(c.tag, (c.text or "").strip()) for c in resource] == [("partition", "/machine")]
+    ):
+        vcpu = root.find("vcpu")
+        el = etree.fromstring(etree.tostring(resource))
+        el.tail = vcpu.tail if vcpu is not None else None
+        if vcpu is not None:
+            vcpu.addnext(el)
+        else:
+            root.append(el)
+        changed = True
     if not changed:
         return checked
     return check_domain_xml(etree.tostring(root, encoding="unicode"), checked.source)

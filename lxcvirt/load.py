@@ -16,7 +16,7 @@ The TOML layout mirrors the domain XML::
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +131,64 @@ def load_spec(path: str | Path) -> Container:
     except UnicodeDecodeError as exc:
         raise SpecError("", "spec is not UTF-8 text", source=str(p)) from exc
     return load_spec_text(text, source=str(p))
+
+
+def _split(flag: str, value: str, parts: tuple[int, int], form: str) -> list[str]:
+    fields = value.split(":")
+    if not parts[0] <= len(fields) <= parts[1] or not all(fields):
+        raise SpecError(flag, f"write {form}, got {value!r}")
+    return fields
+
+
+def spec_from_flags(
+    *,
+    name: str,
+    init: str,
+    args: Sequence[str] = (),
+    env: Sequence[str] = (),
+    root: str | None = None,
+    mounts: Sequence[str] = (),
+    rams: Sequence[str] = (),
+    networks: Sequence[str] = (),
+    bridges: Sequence[str] = (),
+    memory: str | None = None,
+    vcpu: int | None = None,
+) -> Container:
+    """Build a spec from command-line flags (``lxcvirt render|define|create --name ...``),
+    with the checks of a TOML spec.
+
+    ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``.
+    """
+    data: dict[str, Any] = {"name": name, "init": {"path": init, "args": list(args)}}
+    variables: dict[str, str] = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError("--env", f"write NAME=VALUE, got {item!r}")
+        variables[key] = value
+    if variables:
+        data["init"]["env"] = variables
+    filesystems: list[dict[str, Any]] = []
+    if root is not None:
+        filesystems.append({"source": root, "target": "/"})
+    for item in mounts:
+        fields = _split("--mount", item, (2, 3), "SRC:DST or SRC:DST:ro")
+        if len(fields) == 3 and fields[2] != "ro":
+            raise SpecError("--mount", f"the third field may only be 'ro', got {item!r}")
+        filesystems.append(
+            {"source": fields[0], "target": fields[1], "readonly": len(fields) == 3}
+        )
+    for item in rams:
+        target, size = _split("--ram", item, (2, 2), "DST:SIZE (e.g. /tmp:64MiB)")
+        filesystems.append({"type": "ram", "target": target, "usage": size})
+    if filesystems:
+        data["filesystem"] = filesystems
+    interfaces = [{"type": "network", "source": n} for n in networks]
+    interfaces += [{"type": "bridge", "source": b} for b in bridges]
+    if interfaces:
+        data["interface"] = interfaces
+    if memory is not None:
+        data["memory"] = memory
+    if vcpu is not None:
+        data["vcpu"] = vcpu
+    return spec_from_dict(data)

@@ -112,20 +112,38 @@ class Rendered:
     note: str | None = None
 
 
+def _load_spec_file(path: str | Path) -> Container:
+    """A spec file, with a sentence for domain XML given where a spec was wanted."""
+    from .errors import SpecError
+    from .load import load_spec
+    from .validate import is_spec_path
+
+    if not is_spec_path(path):
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            head = f.read(512)
+            if head.lstrip().startswith(b"<"):
+                raise SpecError(
+                    "", "this is XML, and render takes a spec (.toml); domain XML is "
+                    "checked with `lxcvirt validate` and defined as it is with `lxcvirt define`",
+                    source=str(path),
+                )
+    return load_spec(path)
+
+
 def render_file(
-    path: str | Path,
+    path: str | Path | Container,
     *,
     uri: str | None = None,
     emulator: str | None = None,
     offline: bool = False,
 ) -> Rendered:
-    """Load a spec file and render it for the host at ``uri`` (its capabilities name the
-    emulator), or offline.  The output is checked against lxcvirt's profile schema."""
+    """Load a spec file (or take a built spec) and render it for the host at ``uri`` (its
+    capabilities name the emulator), or offline.  The output is checked against lxcvirt's
+    profile schema."""
     import threading
     from dataclasses import replace
 
-    from .errors import DaemonUnreachable, SpecError
-    from .load import load_spec
+    from .errors import DaemonUnreachable
 
     asked: dict[str, object] = {}
 
@@ -148,19 +166,10 @@ def render_file(
     if not offline and emulator is None:
         worker = threading.Thread(target=ask_daemon, daemon=True)
         worker.start()
-    from .validate import is_spec_path
-
-    if not is_spec_path(path):
-        with contextlib.suppress(OSError):
-            with open(path, "rb") as f:
-                head = f.read(512)
-            if head.lstrip().startswith(b"<"):
-                raise SpecError(
-                    "", "this is XML, and render takes a spec (.toml); domain XML is "
-                    "checked with `lxcvirt validate` and defined as it is with `lxcvirt define`",
-                    source=str(path),
-                )
-    spec = load_spec(path)
+    if isinstance(path, Container):
+        spec, label = path, f"spec {path.name}"
+    else:
+        spec, label = _load_spec_file(path), str(path)
     if emulator:
         spec = replace(spec, emulator=emulator)
     note = None
@@ -181,5 +190,5 @@ def render_file(
 
     # Our profile catches a bad value; libvirt's domain.rng (~50 ms to load) is not needed
     # for what our templates write: tests/test_render.py checks every golden file with it.
-    check_domain_xml(xml, str(path), libvirt_schema=False)
+    check_domain_xml(xml, label, libvirt_schema=False)
     return Rendered(xml, used, note)
