@@ -171,31 +171,3 @@ def compare(name: str, stored_xml: str, new_root: Any) -> Comparison:
             tree.remove(meta)
     autostart_only = canonical(stored) == canonical(expected)
     return Comparison(True, autostart_only, diff)
-
-
-def fill_identity(root: Any, stored_xml: str) -> bool:
-    """Give a domain XML file that leaves out its UUID or interface MACs the stored ones.
-
-    Without this, libvirt would make up new ones at every apply (a random MAC each time, or
-    a UUID that clashes with the defined domain's).  Returns True when something was added.
-    """
-    from lxml import etree
-
-    from .validate import parse_xml
-
-    stored = parse_xml(stored_xml, "stored")
-    added = False
-    if root.find("uuid") is None and stored.find("uuid") is not None:
-        uuid = etree.Element("uuid")
-        uuid.text = stored.findtext("uuid")
-        name = root.find("name")
-        (name.addnext(uuid) if name is not None else root.insert(0, uuid))
-        added = True
-    old_ifs = stored.findall("devices/interface")
-    for i, itf in enumerate(root.findall("devices/interface")):
-        if itf.find("mac") is None and i < len(old_ifs):
-            mac = old_ifs[i].find("mac")
-            if mac is not None and old_ifs[i].get("type") == itf.get("type"):
-                itf.insert(0, copy.deepcopy(mac))
-                added = True
-    return added

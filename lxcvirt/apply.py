@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _libvirt
-from ._compare import compare, fill_identity
+from ._compare import compare
 from .errors import (
     LxcvirtError,
     NotFound,
@@ -33,7 +33,7 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .host import DeathWatch, Host, state_name
+from .host import DeathWatch, Host, keep_generated, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .spec import Autostart, Container
@@ -236,7 +236,7 @@ def _plan_one(
         state = int(dom.state()[0])
         active = bool(dom.isActive())
         persistent = bool(dom.isPersistent())
-    if src.spec is None and fill_identity(new_root, stored_xml):
+    if src.spec is None and keep_generated(new_root, stored_xml):
         from lxml import etree
 
         xml = etree.tostring(new_root, encoding="unicode")

@@ -446,8 +446,12 @@ class Host:
             active = bool(dom.isActive())
         except NotFound:
             pass
-        if before is not None:
-            checked = _keep_generated(checked, before)
+        if before is not None and keep_generated(checked.root, before):
+            from lxml import etree
+
+            checked = check_domain_xml(
+                etree.tostring(checked.root, encoding="unicode"), checked.source
+            )
         try:
             dom = _libvirt.call(f"defining {name}", self.conn.defineXML, checked.xml)
         except AlreadyExists as exc:
@@ -718,21 +722,21 @@ def definition_diff(name: str, before: str, after: str) -> str:
     )
 
 
-def _keep_generated(checked: Checked, defined: str) -> Checked:
-    """``checked`` with the values libvirt generated for the current definition filled in
-    where the new XML leaves them out: the <uuid>, interface <mac> addresses, and the
-    default <resource> partition.
+def keep_generated(root: Any, defined: str) -> bool:
+    """Fill into ``root`` (a parsed new definition) what libvirt generated for the stored
+    one, where the new XML leaves it out: the <uuid>, interface <mac> addresses, and the
+    default <resource> partition.  True when something was added.
 
     libvirt invents a random uuid and MACs for XML without them, so the same file defined
     twice would otherwise be refused (a new uuid under a taken name) or show a MAC change.
     The first start of a container writes ``<resource><partition>/machine</partition>``
     into its stored definition; without it here, defining the same spec after a start
-    would report a change that is only libvirt's default.
+    would report a change that is only libvirt's default.  Used by :meth:`Host.define`
+    and by ``lxcvirt apply`` when it plans.
     """
     from lxml import etree
 
-    old = parse_xml(defined, checked.source)
-    root = checked.root
+    old = parse_xml(defined, "stored definition")
     changed = False
     uuid = old.findtext("uuid")
     if root.find("uuid") is None and uuid:
@@ -768,9 +772,7 @@ def _keep_generated(checked: Checked, defined: str) -> Checked:
         else:
             root.append(el)
         changed = True
-    if not changed:
-        return checked
-    return check_domain_xml(etree.tostring(root, encoding="unicode"), checked.source)
+    return changed
 
 
 def _wait_init_known(dom: Any, deadline: float) -> bool:

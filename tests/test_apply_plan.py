@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from lxcvirt import apply as A
-from lxcvirt._compare import compare, fill_identity
+from lxcvirt._compare import compare
 from lxcvirt.errors import ConfigError, SpecError
+from lxcvirt.host import keep_generated
 from lxcvirt.inventory import inventory_from_dict, load_inventory
 from lxcvirt.load import spec_from_dict
 from lxcvirt.rendering import render
@@ -124,10 +125,10 @@ def test_identity_filled_from_stored() -> None:
     )
     new = parse_xml("<domain type='lxc'><name>w</name><devices>"
                     "<interface type='ethernet'/></devices></domain>")
-    assert fill_identity(new, stored)
+    assert keep_generated(new, stored)
     assert new.findtext("uuid") == "11111111-2222-3333-4444-555555555555"
     assert new.find("devices/interface/mac").get("address") == "52:54:00:aa:bb:cc"
-    assert not fill_identity(new, stored)  # nothing more to add
+    assert not keep_generated(new, stored)  # nothing more to add
 
 
 def test_collect_files(tmp_path: Path) -> None:
