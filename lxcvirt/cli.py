@@ -414,13 +414,14 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
     if _want_json(state, as_json):
         _emit([s.to_dict() for s in statuses])
         return
-    rows = [("NAME", "STATE", "ID", "MEMORY", "AUTOSTART")]
+    rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART")]
     for s in statuses:
         auto = "-"
         if s.autostart is not None and s.autostart.auto:
             auto = f"yes (priority {s.autostart.priority})"
         rows.append(
-            (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB", auto)
+            (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
+             ",".join(s.ipv4) or "-", auto)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -443,6 +444,7 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"id:         {'-' if s.id is None else s.id}")
     click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
     click.echo(f"vcpus:      {s.vcpus}")
+    click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")
     click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
     a = s.autostart
     if a is None:

@@ -7,7 +7,6 @@ event loop runs in a thread, see :mod:`lxcvirt._libvirt`), never fixed sleeps.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import difflib
 import re
@@ -103,6 +102,8 @@ class Status:
     persistent: bool
     managed: bool
     autostart: Autostart | None
+    #: IPv4 addresses of a running container, from the DHCP leases of its libvirt networks.
+    ipv4: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -121,6 +122,7 @@ class Status:
             "vcpus": self.vcpus,
             "persistent": self.persistent,
             "managed": self.managed,
+            "ipv4": list(self.ipv4),
             "autostart": None
             if a is None
             else {
@@ -367,6 +369,11 @@ class Host:
                 persistent = bool(dom.isPersistent())
         dom_id = dom.ID()
         root = parse_xml(xml, dom.name())
+        ipv4: tuple[str, ...] = ()
+        if state == libvirt.VIR_DOMAIN_RUNNING and root.find(
+            "devices/interface[@type='network']"
+        ) is not None:
+            ipv4 = _leased_ipv4(dom)
         return Status(
             name=dom.name(),
             uuid=dom.UUIDString(),
@@ -379,6 +386,7 @@ class Host:
             persistent=persistent,
             managed=is_managed(root),
             autostart=read_autostart(root),
+            ipv4=ipv4,
         )
 
     def status(self, name: str) -> Status:
@@ -546,25 +554,51 @@ class Host:
         tail = [ln for ln in text.splitlines() if ln.strip() and " info : " not in ln][-lines:]
         return "\n".join(tail)
 
-    def _missing_sources(self, dom: Any) -> builtins.list[tuple[str, str]]:
-        """(what, host path) of mount sources that do not exist (local daemons only)."""
-        if not self.is_local:
-            return []
-        with _libvirt.converted(f"reading the XML of {dom.name()}"):
-            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        root = parse_xml(xml, dom.name())
-        missing = []
-        for fs in root.findall("devices/filesystem"):
-            src = fs.find("source")
-            tgt = fs.find("target")
+    def start_blocker(self, root: Any, name: str) -> str | None:
+        """Why the domain ``root`` (parsed XML) cannot start, seen before libvirt is
+        asked; None when nothing is.
+
+        libvirt would create a missing root directory on the host (with dev/, proc/, sys/,
+        .oldroot/ in it) and then fail to find init there; a missing or inactive network
+        fails the start with a message that does not say what to do.
+        """
+        for fs in root.findall("devices/filesystem") if self.is_local else ():
+            src, tgt = fs.find("source"), fs.find("target")
             if src is None or tgt is None or (fs.get("type") or "mount") != "mount":
                 continue
             sdir = src.get("dir")
             if sdir and not Path(sdir).exists():
                 tdir = tgt.get("dir") or "?"
                 what = "root filesystem" if tdir.rstrip("/") == "" else f"mount for {tdir}"
-                missing.append((what, sdir))
-        return missing
+                return (f"the {what} source {sdir} does not exist on the host (create it, "
+                        f"or fix <source dir> and redefine; `lxcvirt dumpxml {name}`)")
+        for iface in root.findall("devices/interface"):
+            src = iface.find("source")
+            if src is None:
+                continue
+            if iface.get("type") == "network" and src.get("network"):
+                net = src.get("network")
+                try:
+                    active = _libvirt.call(
+                        f"reading network {net}",
+                        lambda n=net: self.conn.networkLookupByName(n).isActive(),
+                    )
+                except NotFound:
+                    hint = (" (`bash scripts/host-setup` makes the NAT network 'default')"
+                            if net == "default" else "")
+                    return (f"its interface is on the libvirt network {net!r}, which is not "
+                            f"defined on {self.uri}: define it (virsh net-define){hint}, or "
+                            "change the interface's source")
+                if not active:
+                    return (f"its interface is on the libvirt network {net!r}, which is not "
+                            f"active: `virsh -c {self.uri} net-start {net}` (and "
+                            f"`net-autostart {net}` to keep it so)")
+            elif iface.get("type") == "bridge" and src.get("bridge") and self.is_local:
+                bridge = src.get("bridge")
+                if not Path(f"/sys/class/net/{bridge}/bridge").is_dir():
+                    return (f"its interface is on the host bridge {bridge!r}, which does not "
+                            f"exist on this host: create it (ip link add {bridge} type bridge)")
+        return None
 
     def start(self, name: str, *, check: bool = True, settle: float = DEFAULT_SETTLE,
               timeout: float = 30.0) -> Status:
@@ -580,15 +614,11 @@ class Host:
         dom = self.domain(name)
         if _libvirt.call(f"reading the state of {name}", dom.isActive):
             raise InvalidState(f"{name} is already running (`lxcvirt stop {name}` first)")
-        missing = self._missing_sources(dom)
-        if missing:
-            # libvirt would create a missing root directory on the host (with dev/, proc/,
-            # sys/, .oldroot/ in it) and then fail to find init there; refuse before that.
-            what, path = missing[0]
-            raise StartFailed(
-                f"{name} cannot start: the {what} source {path} does not exist on the host "
-                f"(create it, or fix <source dir> and redefine; `lxcvirt dumpxml {name}`)"
-            )
+        with _libvirt.converted(f"reading the XML of {name}"):
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        blocker = self.start_blocker(parse_xml(xml, name), name)
+        if blocker is not None:
+            raise StartFailed(f"{name} cannot start: {blocker}")
         watch, cb_id = self._watch(dom)
         try:
             try:
@@ -655,8 +685,13 @@ class Host:
     def create(
         self, source: Container | str | Path, *, host_emulator: bool = False, **start: Any
     ) -> tuple[DefineResult, Status]:
-        """Define, then start."""
-        result = self.define(source, host_emulator=host_emulator)
+        """Define, then start.  What would stop the start (a missing root or network) is
+        refused before anything is defined."""
+        checked = self.prepare(source, host_emulator=host_emulator)
+        blocker = self.start_blocker(checked.root, checked.name)
+        if blocker is not None:
+            raise StartFailed(f"{checked.name} cannot start: {blocker}; nothing was defined")
+        result = self.define(checked.xml)
         return result, self.start(result.name, **start)
 
     def _init_plan(self, dom: Any, method: str | None, *, reboot: bool) -> Plan:
@@ -896,6 +931,26 @@ def keep_generated(root: Any, defined: str) -> bool:
             root.append(el)
         changed = True
     return changed
+
+
+def _leased_ipv4(dom: Any) -> tuple[str, ...]:
+    """The IPv4 addresses libvirt's networks leased to ``dom`` (DHCP), sorted.
+
+    The lease source is the one the LXC driver answers (ARP failed here with "wrong
+    nlmsg len", and there is no guest agent); an error means none are known, never a
+    failed listing.
+    """
+    try:
+        ifaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+    except libvirt.libvirtError:
+        return ()
+    found = {
+        a["addr"]
+        for iface in (ifaces or {}).values()
+        for a in iface.get("addrs") or ()
+        if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and a.get("addr")
+    }
+    return tuple(sorted(found, key=lambda ip: tuple(int(p) for p in ip.split("."))))
 
 
 def _wait_init_known(dom: Any, deadline: float) -> bool:
