@@ -145,3 +145,27 @@ def busybox_spec(name: str, root: Path, *, init: tuple[str, ...] = TERM_INIT, **
         filesystems=(Filesystem(target="/", source=str(root)), *kw.pop("filesystems", ())),
         **kw,
     )
+
+
+# Provisional: replaced by the rootfs module's cached builder.
+_DEBIAN_SRC = Path("/tmp/deb-test")
+
+
+@pytest.fixture
+def debian_root(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``debian_root(name)``: a fresh copy of a cached Debian bookworm root for ``name``."""
+    import shutil
+    import subprocess
+
+    made: list[Path] = []
+
+    def make(name: str, *, idmap_base: int | None = None) -> Path:
+        dest = tmp_path / f"debian-{len(made)}"
+        subprocess.run(["cp", "-a", str(_DEBIAN_SRC), str(dest)], check=True)
+        (dest / "etc" / "hostname").write_text(name[:63] + "\n")
+        made.append(dest)
+        return dest
+
+    yield make
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)
