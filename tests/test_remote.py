@@ -225,3 +225,25 @@ def test_remote_host_checks_are_not_checkable(
         assert result.ok, [r.error for r in result.failed]
         assert remote.status(name).running
         assert result.plan.hosts[0].local is False
+
+
+def test_stop_and_reboot_over_a_remote_uri(
+    remote_uri: str, there: Host, names: Callable[[str], str], busybox_root: Path,
+) -> None:
+    """Where /proc cannot show what the init listens for, stop asks the ways that do not
+    disturb systemd first and SIGTERM after a grace; reboot stops and starts."""
+    from conftest import busybox_spec
+
+    name = names("rstop")
+    with Host(remote_uri, preflight=lambda _h: None) as remote:
+        assert not remote.is_local
+        remote.create(busybox_spec(name, busybox_root), settle=0)
+        rebooted = remote.reboot(name, timeout=30)
+        assert (rebooted.how, rebooted.method) == ("restarted", "stop + start")
+        assert there.status(name).running
+        result = remote.stop(name, timeout=20)
+        assert result.how == "shut down"
+        assert result.method == "initctl+SIGRTMIN+3+SIGTERM later"
+        # the TERM-only init went down with the later SIGTERM, not before the grace
+        assert 4.5 < result.seconds < 15
+    assert not there.status(name).running
