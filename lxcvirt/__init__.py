@@ -57,6 +57,7 @@ _LAZY = {
     "Status": "host",
     "DefineResult": "host",
     "StopResult": "host",
+    "RebootResult": "host",
     "run_checks": "checks",
     "Finding": "checks",
     "start_all": "autostart",
@@ -96,6 +97,7 @@ __all__ = [
     "StartFailed",
     "Status",
     "StopResult",
+    "RebootResult",
     "ValidationError",
     "XMLError",
     "check_domain_xml",
@@ -115,7 +117,7 @@ if TYPE_CHECKING:
     from .apply import ApplyResult, plan
     from .autostart import start_all, stop_all
     from .checks import Finding, run_checks
-    from .host import DefineResult, Host, Status, StopResult
+    from .host import DefineResult, Host, RebootResult, Status, StopResult
     from .load import load_spec, load_spec_text, spec_from_dict
     from .rendering import render
     from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface

@@ -11,8 +11,8 @@ EXPECTED = {
     "load_spec", "load_spec_text", "spec_from_dict", "render", "check_domain_xml", "check_file",
     "parse_xml",
     # controller, host checks, autostart, apply
-    "Host", "Status", "DefineResult", "StopResult", "run_checks", "Finding", "start_all",
-    "stop_all", "plan", "ApplyResult",
+    "Host", "Status", "DefineResult", "StopResult", "RebootResult", "run_checks", "Finding",
+    "start_all", "stop_all", "plan", "ApplyResult",
     # errors
     "LxcvirtError", "SpecError", "XMLError", "ValidationError", "Problem", "HostError",
     "ConfigError", "LibvirtError", "DaemonUnreachable", "NotFound", "AlreadyExists",
