@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AlreadyExists,
+    CommandFailed,
     ConfigError,
     ConsoleError,
     DaemonUnreachable,
@@ -29,6 +30,7 @@ from .errors import (
     PartialFailure,
     Problem,
     Refused,
+    RootfsError,
     SpecError,
     StartFailed,
     ValidationError,
@@ -69,6 +71,7 @@ __all__ = [
     "AlreadyExists",
     "ApplyResult",
     "Autostart",
+    "CommandFailed",
     "ConfigError",
     "Console",
     "ConsoleError",
@@ -92,6 +95,7 @@ __all__ = [
     "PartialFailure",
     "Problem",
     "Refused",
+    "RootfsError",
     "SpecError",
     "StartFailed",
     "Status",
