@@ -7,7 +7,7 @@ The TOML layout mirrors the domain XML::
     memory = "256MiB"
     [init]
     path = "/sbin/init"
-    [[filesystem]]      # repeated
+    [[filesystem]]      # repeated; the root's may say from = "debian/bookworm"
     [[interface]]       # repeated
     [idmap]             # uid = [{start, target, count}], gid = [...]
     [autostart]         # auto, priority, time, groups, after
@@ -30,7 +30,7 @@ _TOP = {
     "autostart",
 }
 _INIT = {"path", "args", "env", "workdir", "user", "group"}
-_FS = {"type", "source", "target", "readonly", "usage"}
+_FS = {"type", "source", "target", "readonly", "usage", "from"}
 _IF = {"type", "source", "mac", "guest"}
 _CONSOLE = {"type"}
 _IDMAP = {"uid", "gid"}
@@ -72,7 +72,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
         raise SpecError("init.path", "missing: the program to run as the container's init")
     top["init"] = Init(**init)
     top["filesystems"] = tuple(
-        Filesystem(**_known(f"filesystem[{i}]", fs, _FS))
+        _filesystem(_known(f"filesystem[{i}]", fs, _FS))
         for i, fs in enumerate(_array_of_tables("filesystem", top.pop("filesystem", [])))
     )
     top["interfaces"] = tuple(
@@ -97,6 +97,13 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
             **_known("autostart", _table("autostart", top["autostart"]), _AUTO)
         )
     return Container(**top)
+
+
+def _filesystem(table: dict[str, Any]) -> Filesystem:
+    # `from` is a Python keyword: the field is called image.
+    if "from" in table:
+        table["image"] = table.pop("from")
+    return Filesystem(**table)
 
 
 def _range(key: str, table: Mapping[str, Any]) -> IdRange:
