@@ -23,14 +23,19 @@ from .._images import DEBIAN_RELEASES, Image, parse_image
 from ..errors import CommandFailed, RootfsError
 from ..spec import Container, IdMap, IdRange
 from . import _cache, _debian, _safe
+from ._debian import BASE_PACKAGES
 from ._shift import ShiftResult, shift_tree
 
 __all__ = [
+    "BASE_PACKAGES",
+    "CachedBuild",
     "ImageInfo",
     "RootfsResult",
     "ShiftResult",
     "create",
     "ensure_roots",
+    "ensure_roots_for",
+    "needs_root",
     "idmap_from_base",
     "images",
     "parse_image",
@@ -72,14 +77,27 @@ class RootfsResult:
 
 
 @dataclass(frozen=True)
-class ImageInfo:
-    """An image lxcvirt knows, and its cached builds (key and info.json contents)."""
+class CachedBuild:
+    """One tree in the cache: its key, when it was built, the packages beyond the base."""
 
-    name: str
-    cached: tuple[dict[str, object], ...] = field(default=())
+    key: str
+    built: str
+    extra: tuple[str, ...]
+    info: dict[str, object] = field(compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {"image": self.name, "cached": list(self.cached)}
+        return dict(self.info)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image lxcvirt knows, and its cached builds."""
+
+    name: str
+    cached: tuple[CachedBuild, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"image": self.name, "cached": [c.to_dict() for c in self.cached]}
 
 
 def idmap_from_base(base: int) -> IdMap:
@@ -246,9 +264,12 @@ def shift(dest: str | os.PathLike[str], idmap: IdMap) -> ShiftResult:
 def images() -> list[ImageInfo]:
     """The images lxcvirt knows (Debian releases, busybox) and the cached builds; a cached
     release outside the known list is listed too."""
-    cached: dict[str, list[dict[str, object]]] = {}
+    cached: dict[str, list[CachedBuild]] = {}
     for entry in _cache.entries():
-        cached.setdefault(str(entry.info.get("image", entry.key)), []).append(entry.info)
+        pkgs = entry.info.get("packages")
+        extra = sorted(set(map(str, pkgs)) - set(BASE_PACKAGES)) if isinstance(pkgs, list) else []
+        build = CachedBuild(entry.key, str(entry.info.get("built", "?")), tuple(extra), entry.info)
+        cached.setdefault(str(entry.info.get("image", entry.key)), []).append(build)
     names = [f"debian/{r}" for r in DEBIAN_RELEASES]
     names += sorted(n for n in cached if n not in names)
     names.append("busybox")
@@ -276,3 +297,26 @@ def ensure_roots(spec: Container, *, local: bool) -> list[RootfsResult]:
             continue
         built.append(create(fs.image, fs.source, hostname=spec.name, idmap=spec.idmap))
     return built
+
+
+def needs_root(spec: Container, *, local: bool) -> bool:
+    """True when ``spec`` names a root by image whose folder is missing (on a remote host
+    lxcvirt cannot look, so any root by image counts)."""
+    return any(
+        fs.image is not None
+        and fs.source is not None
+        and (not local or not os.path.lexists(fs.source))
+        for fs in spec.filesystems
+    )
+
+
+def ensure_roots_for(source: Container | str | Path, *, local: bool) -> list[RootfsResult]:
+    """:func:`ensure_roots` for what ``lxcvirt create`` takes: a spec, a spec file (read
+    here), or domain XML (which names no image: nothing to do)."""
+    if isinstance(source, Container):
+        return ensure_roots(source, local=local)
+    if str(source).endswith(".toml"):  # XML text never ends so
+        from ..load import load_spec
+
+        return ensure_roots(load_spec(source), local=local)
+    return []
