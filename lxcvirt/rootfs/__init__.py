@@ -215,8 +215,9 @@ def create(
     if include and img.distro != "debian":
         raise RootfsError(f"{img.name} takes no extra packages")
     extra = _debian.check_packages(include)
+    # Checked before the folder is made: a refused create leaves no trace.
+    name = check_hostname(hostname if hostname is not None else Path(os.path.abspath(dest)).name)
     path, made = _check_dest(dest)
-    name = check_hostname(hostname if hostname is not None else path.name)
     hit = False
     key: str | None = None
     moved: ShiftResult | None = None
