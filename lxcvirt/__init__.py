@@ -3,7 +3,8 @@
 The public API: specs (:class:`Container` and its parts), loading and rendering them,
 validating domain XML, the :class:`Host` controller, host checks, ordered autostart and
 declarative apply.  Each feature's module (``lxcvirt.checks``, ``lxcvirt.autostart``,
-``lxcvirt.apply``, ``lxcvirt.console``, ``lxcvirt.exec``) has the rest of its API; the
+``lxcvirt.apply``, ``lxcvirt.console``, ``lxcvirt.exec``, ``lxcvirt.rootfs``) has the rest
+of its API; the
 function ``apply`` stays in ``lxcvirt.apply`` (a package attribute of that name would be
 the module).  Heavy modules (libvirt, lxml,
 jinja2) load on first use of a name that needs them, so ``import lxcvirt`` stays cheap.
