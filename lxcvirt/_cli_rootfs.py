@@ -45,11 +45,10 @@ def create(
     from . import rootfs as _rootfs
     from .cli import _emit, _note, _want_json
 
-    if image.lower().startswith("debian/"):
-        _note(f"making {image} at {dest} (a first build downloads packages: ~20 s)")
     result = _rootfs.create(
         image, dest, include=_packages(include), hostname=hostname, refresh=refresh,
         idmap=None if idmap_base is None else _rootfs.idmap_from_base(idmap_base),
+        on_build=lambda what: _note(f"building {what} (downloads packages: ~20 s)"),
     )
     if _want_json(state, as_json):
         _emit(result.to_dict())

@@ -133,9 +133,11 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[l
 def test_second_create_hits_the_cache_and_refresh_rebuilds(
     private_cache: list[Path], tmp_path: Path
 ) -> None:
-    first = rootfs.create("debian/bookworm", tmp_path / "one")
-    second = rootfs.create("debian/bookworm", tmp_path / "two")
+    told: list[str] = []
+    first = rootfs.create("debian/bookworm", tmp_path / "one", on_build=told.append)
+    second = rootfs.create("debian/bookworm", tmp_path / "two", on_build=told.append)
     assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert told == ["debian/bookworm"], "told of the build only"
     assert first.cache_key == second.cache_key
     assert len(private_cache) == 1
     again = rootfs.create("debian/bookworm", tmp_path / "three", refresh=True)

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,13 +202,15 @@ def create(
     hostname: str | None = None,
     refresh: bool = False,
     idmap: IdMap | None = None,
+    on_build: Callable[[str], None] | None = None,
 ) -> RootfsResult:
     """Make a bootable root filesystem of ``image`` at ``dest`` (a new or empty folder).
 
     ``include``: extra Debian packages; ``hostname``: the container's name (default: the
     folder's name); ``refresh``: rebuild the cached tree; ``idmap``: shift the ownership
-    to the map's host ids (for an unprivileged container).  On failure ``dest`` is left as
-    it was found.
+    to the map's host ids (for an unprivileged container); ``on_build`` is told (with the
+    image name) when a tree is about to be built rather than copied.  On failure ``dest``
+    is left as it was found.
     """
     began = time.monotonic()
     img = _image(image)
@@ -229,6 +231,8 @@ def create(
             release = img.release or ""
 
             def build(tree: Path) -> None:
+                if on_build is not None:
+                    on_build(img.name)
                 _debian.build(release, extra, tree)
                 _debian.customise(tree)
 
