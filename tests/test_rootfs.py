@@ -222,6 +222,46 @@ def test_bad_hostname_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "web").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["create", "ubuntu/noble", "{d}/web"], "unknown image", id="unknown-image"),
+        pytest.param(["create", "debian/bookworm", "{d}/web", "--include", "a b"],
+                     "not a Debian package name", id="bad-package"),
+        pytest.param(["create", "busybox", "{d}/web", "--include", "vim"],
+                     "takes no extra packages", id="busybox-packages"),
+        pytest.param(["create", "busybox", "{d}/full"], "is not empty", id="not-empty"),
+        pytest.param(["create", "busybox", "{d}/web", "--hostname", "a b"],
+                     "not a usable hostname", id="bad-hostname"),
+        pytest.param(["shift", "{d}/missing", "--idmap-base", "100000"], "does not exist",
+                     id="shift-missing"),
+        pytest.param(["shift", "{d}/full", "--idmap-base", "0"], "0 is not in the range",
+                     id="shift-base-0"),
+    ],
+)
+def test_cli_errors_are_one_line(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lxcvirt.cli import main
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep").write_text("x")
+    assert main(["rootfs", *(a.format(d=tmp_path) for a in args)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    # lxcvirt's own errors are one line; click's usage errors come with the usage
+    assert err.count("\n") == 1 or err.startswith("Usage:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_cli_create_busybox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lxcvirt.cli import main
+
+    assert main(["rootfs", "create", "busybox", str(tmp_path / "web"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["image"] == "busybox" and out["hostname"] == "web" and out["cache_key"] is None
+
+
 # --- hostile roots ---------------------------------------------------------------------
 
 
