@@ -95,6 +95,8 @@ _SPEC_FLAGS = [
     click.option("--arg", "f_args", multiple=True, metavar="ARG", help="An argument of init."),
     click.option("--env", "f_env", multiple=True, metavar="K=V", help="init's environment."),
     click.option("--root", "f_root", metavar="DIR", help="Host directory that is the root /."),
+    click.option("--from", "f_image", metavar="IMAGE",
+                 help="With --root: create builds DIR from IMAGE (debian/bookworm) if missing."),
     click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro]",
                  help="Bind a host directory."),
     click.option("--ram", "f_rams", multiple=True, metavar="DST:SIZE", help="A RAM filesystem."),

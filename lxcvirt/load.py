@@ -154,6 +154,7 @@ def spec_from_flags(
     args: Sequence[str] = (),
     env: Sequence[str] = (),
     root: str | None = None,
+    image: str | None = None,
     mounts: Sequence[str] = (),
     rams: Sequence[str] = (),
     networks: Sequence[str] = (),
@@ -164,7 +165,8 @@ def spec_from_flags(
     """Build a spec from command-line flags (``lxcvirt render|define|create --name ...``),
     with the checks of a TOML spec.
 
-    ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``.
+    ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``;
+    ``image``: what the root is built from (``--from``, with ``--root``).
     """
     data: dict[str, Any] = {"name": name, "init": {"path": init, "args": list(args)}}
     variables: dict[str, str] = {}
@@ -176,8 +178,11 @@ def spec_from_flags(
     if variables:
         data["init"]["env"] = variables
     filesystems: list[dict[str, Any]] = []
+    if image is not None and root is None:
+        raise SpecError("--from", "needs --root DIR: the folder the image is built into")
     if root is not None:
-        filesystems.append({"source": root, "target": "/"})
+        filesystems.append({"source": root, "target": "/"} | ({} if image is None else
+                                                               {"from": image}))
     for item in mounts:
         fields = _split("--mount", item, (2, 3), "SRC:DST or SRC:DST:ro")
         if len(fields) == 3 and fields[2] != "ro":

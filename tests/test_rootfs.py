@@ -83,6 +83,15 @@ def test_spec_from_is_checked(table: str, message: str) -> None:
     assert ".from" in str(info.value)
 
 
+def test_spec_flags_from() -> None:
+    from lxcvirt.load import spec_from_flags
+
+    spec = spec_from_flags(name="web", init="/sbin/init", root="/srv/web", image="debian/13")
+    assert spec.root is not None and spec.root.image == "debian/trixie"
+    with pytest.raises(SpecError, match="needs --root"):
+        spec_from_flags(name="web", init="/sbin/init", image="debian/bookworm")
+
+
 def test_remote_hosts_are_told_where_to_build() -> None:
     spec = Container(
         name="web", init=Init("/sbin/init"),
