@@ -503,6 +503,12 @@ def test_debian_boots_with_systemd_and_dhcp(
     assert address.startswith("192.168.122.")
     r = lxcvirt("exec", name, "--", "ip", "-4", "-o", "addr", "show")
     assert address in r.stdout
+    # The resolver: the stub in resolv.conf, its upstream the DNS server DHCP named (the
+    # network's dnsmasq); no query leaves the machine here.
+    r = lxcvirt("exec", name, "--", "cat", "/etc/resolv.conf")
+    assert "nameserver 127.0.0.53" in r.stdout
+    _wait(lambda: "192.168.122.1" in lxcvirt("exec", name, "--", "resolvectl", "dns").stdout,
+          30, "systemd-resolved to learn the DNS server from DHCP")
     print(f"shut down in {shut_down(name):.1f} s")
 
 
