@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._proc import init_pid
 from .errors import ConsoleError
 
 # --- escape characters -----------------------------------------------------------------
@@ -117,11 +118,12 @@ def write_all(fd: int, data: bytes) -> None:
 
 def console_pty_path(controller_pid: int) -> str | None:
     """A host path to the container's console pty, or None when there is none to find."""
+    init = init_pid(controller_pid)
+    if init is None:
+        return None
     try:
-        children = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text()
-        init = int(children.split()[0])
         mountinfo = Path(f"/proc/{init}/mountinfo").read_text()
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
     mounts = []
     for line in mountinfo.splitlines():

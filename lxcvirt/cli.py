@@ -52,6 +52,11 @@ def _note(message: str) -> None:
 
 
 pass_state = click.make_pass_decorator(State)
+_MODE_OPTION = click.option(
+    "--mode", metavar="METHOD", default=None,
+    help="How to ask init: initctl, a signal (SIGTERM, SIGRTMIN+3, ...), restart (reboot "
+         "only); default: the spec's [init] setting, else auto.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -178,19 +183,23 @@ def validate(state: State, files: Sequence[str], as_json: bool) -> int:
     if _want_json(state, as_json):
         _emit(
             [
-                {"file": f, "valid": err is None}
+                {"file": f, "valid": err is None,
+                 "warnings": [w.to_dict() for w in warns]}
                 | ({} if err is None else _error_dict(err))
-                for f, err in results
+                for f, err, warns in results
             ]
         )
     else:
-        for f, err in results:
+        for f, err, warns in results:
+            for w in warns:
+                where = w.file if w.line is None else f"{w.file}:{w.line}"
+                click.echo(f"{where}: warning: {w.message}", err=True)
             if err is None:
                 click.echo(f"{f}: valid")
             else:
                 for line in str(err).splitlines():
                     click.echo(line if line.startswith(f) else f"{f}: {line}", err=True)
-    return 0 if all(err is None for _, err in results) else EXIT_ERROR
+    return 0 if all(err is None for _, err, _w in results) else EXIT_ERROR
 
 
 def _error_dict(err: Exception) -> dict[str, object]:
@@ -332,25 +341,55 @@ def create(
     help="Seconds to wait for a graceful shutdown before destroying.",
 )
 @_with(_autostart_cli.STOP_ALL_OPTIONS)
+@_MODE_OPTION
 @json_option
 @pass_state
 def stop(
     state: State, name: str | None, timeout: float, all_: bool, groups: tuple[str, ...],
-    parallel: int | None, as_json: bool,
+    parallel: int | None, mode: str | None, as_json: bool,
 ) -> int | None:
-    """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order)."""
+    """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order).
+
+    systemd is asked with SIGRTMIN+3, other inits through initctl and SIGTERM, unless the
+    spec's [init] halt or --mode says otherwise.
+    """
+    if mode is not None and all_:
+        raise click.UsageError("--mode goes with one NAME, not --all")
     rc = _autostart_cli.stop_all_command(
         state, name, all_=all_, groups=groups, parallel=parallel, timeout=timeout,
         as_json=as_json,
     )
     if rc is not None or name is None:
         return rc
-    result = state.host().stop(name, timeout=timeout)
+    result = state.host().stop(name, timeout=timeout, mode=mode)
     if _want_json(state, as_json):
         _emit(result.to_dict())
+    elif result.method:
+        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method})")
     else:
         click.echo(f"{name}: {result.how}")
     return None
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for the container to come back.")
+@_MODE_OPTION
+@json_option
+@pass_state
+def reboot(state: State, name: str, timeout: float, mode: str | None, as_json: bool) -> None:
+    """Reboot the system inside a running container (a new init; it keeps running).
+
+    systemd is asked with SIGRTMIN+5; an init that knows no reboot request is stopped
+    gracefully and started again.
+    """
+    result = state.host().reboot(name, timeout=timeout, mode=mode)
+    if _want_json(state, as_json):
+        _emit(result.to_dict())
+    else:
+        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method}), "
+                   f"running (id {result.status.id})")
 
 
 @cli.command()

@@ -22,8 +22,18 @@ from urllib.parse import urlparse
 import libvirt
 
 from . import _libvirt
-from .errors import AlreadyExists, InvalidState, LxcvirtError, NotFound, Refused, StartFailed
-from .metadata import is_managed, read_autostart
+from ._initsignals import Plan, check_method, halt_plan, reboot_plan
+from ._proc import init_listens
+from .errors import (
+    AlreadyExists,
+    InvalidState,
+    LxcvirtError,
+    NotFound,
+    Refused,
+    SpecError,
+    StartFailed,
+)
+from .metadata import is_managed, read_autostart, read_init_methods
 from .spec import Autostart, Container
 from .validate import Checked, check_domain_xml, is_spec_path, parse_xml, read_xml_file
 
@@ -33,6 +43,9 @@ LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: ~0.2 s later here, so without this window a dead container would be reported running.
 DEFAULT_SETTLE = 0.5
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+#: Seconds a halt whose init kind was not knowable (remote daemons) waits for the requests
+#: that do not disturb systemd before SIGTERM follows.
+LATER_GRACE = 5.0
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "no state",
@@ -141,9 +154,25 @@ class StopResult:
     name: str
     how: str  # "already stopped" | "shut down" | "destroyed" | "destroyed after timeout"
     seconds: float = 0.0
+    #: How init was asked, e.g. "SIGRTMIN+3" or "initctl+SIGTERM" ("" when it was not).
+    method: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3)}
+        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
+                "method": self.method}
+
+
+@dataclass(frozen=True)
+class RebootResult:
+    name: str
+    how: str  # "rebooted" (init asked, libvirt restarted it) | "restarted" (stop + start)
+    seconds: float
+    method: str
+    status: Status
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
+                "method": self.method, "status": self.status.to_dict()}
 
 
 @dataclass
@@ -630,58 +659,152 @@ class Host:
         result = self.define(source, host_emulator=host_emulator)
         return result, self.start(result.name, **start)
 
-    def stop(self, name: str, *, timeout: float = 30.0) -> StopResult:
-        """Graceful shutdown; destroy when the container is still up after ``timeout``."""
+    def _init_plan(self, dom: Any, method: str | None, *, reboot: bool) -> Plan:
+        """How to ask this container's init to halt (or reboot): the ``method`` given, or
+        the one its definition stores, resolved against what the running init listens for
+        (readable on a local daemon only)."""
+        if method is None:
+            with _libvirt.converted(f"reading the XML of {dom.name()}"):
+                xml = dom.XMLDesc(0)
+            halt, rebooting = read_init_methods(parse_xml(xml, dom.name()))
+            method = rebooting if reboot else halt
+        else:
+            try:
+                method = check_method(method, reboot=reboot)
+            except ValueError as exc:
+                raise SpecError("mode", str(exc)) from None
+        listened = None
+        if self.is_local:
+            controller = dom.ID()
+            if controller > 0:
+                listened = init_listens(controller)
+        return (reboot_plan if reboot else halt_plan)(method, listened)
+
+    def _ask_init(self, dom: Any, name: str, plan: Plan, signals: Sequence[int],
+                  deadline: float) -> LxcvirtError | None:
+        """Send ``plan``'s initctl request (when it has one) and ``signals`` to init.
+
+        None when at least one went through; otherwise libvirt's refusal.  libvirt learns
+        the init's pid from its controller after create() has returned ("Init process ID
+        is not yet known"); under load that takes a while and no event says so: ask again.
+        """
+        while True:
+            failures: list[libvirt.libvirtError] = []
+            sent = 0
+            if plan.initctl:
+                try:
+                    dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL)
+                    sent += 1
+                except libvirt.libvirtError as exc:
+                    failures.append(exc)
+            for number in signals:
+                try:
+                    # libvirt's signal numbers are Linux's (RT0 is signal 32).
+                    dom.sendProcessSignal(1, number, 0)
+                    sent += 1
+                except libvirt.libvirtError as exc:
+                    failures.append(exc)
+            if sent or not failures or not dom.isActive():
+                return None
+            refused = _libvirt.convert(failures[-1], f"asking the init of {name}")
+            if not isinstance(refused, (InvalidState, Refused)):
+                raise refused from failures[-1]
+            if "not yet" not in refused.message or time.monotonic() >= deadline:
+                return refused
+            time.sleep(0.02)
+
+    def stop(self, name: str, *, timeout: float = 30.0, mode: str | None = None) -> StopResult:
+        """Graceful shutdown; destroy when the container is still up after ``timeout``.
+
+        How init is asked (``mode``, else the spec's ``init.halt``, else "auto") is
+        explained in :mod:`lxcvirt._initsignals`: SIGRTMIN+3 for systemd, initctl and
+        SIGTERM for other inits.
+        """
         began = time.monotonic()
         dom = self.domain(name)
-        if not dom.isActive():
+        if not _libvirt.call(f"reading the state of {name}", dom.isActive):
             return StopResult(name, "already stopped")
+        plan = self._init_plan(dom, mode, reboot=False)
+        method = plan.describe()
         watch, cb_id = self._watch(dom)
         try:
 
             def stopped() -> bool:
                 return not dom.isActive()
 
-            # Ask both ways at once: the initctl pipe (sysvinit, systemd) and SIGTERM to init
-            # (application containers).  libvirt's default mode sends SIGTERM only when it
-            # finds no initctl pipe, and seen here it found one in a busybox container that
-            # nothing reads, so the container never heard of the shutdown.
+            def wait(seconds: float) -> bool:
+                return watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, seconds, stopped)
+
             deadline = began + timeout
-            refused: LxcvirtError | None = None
-            while True:
-                failures: list[libvirt.libvirtError] = []
-                for mode in (
-                    libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL,
-                    libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL,
-                ):
-                    try:
-                        dom.shutdownFlags(mode)
-                    except libvirt.libvirtError as exc:
-                        failures.append(exc)
-                if len(failures) < 2 or stopped():
-                    refused = None
-                    break
-                refused = _libvirt.convert(failures[-1], f"shutting down {name}")
-                if not isinstance(refused, (InvalidState, Refused)):
-                    raise refused from failures[-1]
-                # libvirt learns the init's pid from its controller after create() has
-                # returned ("Init process ID is not yet known"); under load that takes a
-                # while.  There is no event for it: ask again shortly.
-                if "not yet known" not in refused.message or time.monotonic() >= deadline:
-                    break
-                time.sleep(0.02)
-            if refused is None:
-                left = max(0.0, deadline - time.monotonic())
-                if watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, left, stopped):
-                    return StopResult(name, "shut down", time.monotonic() - began)
+            refused = self._ask_init(dom, name, plan, plan.signals, deadline)
+            if refused is None and plan.later:
+                # The init's kind was not knowable: give the requests that do not disturb
+                # systemd a while before SIGTERM, which would (it re-executes on SIGTERM).
+                if wait(min(LATER_GRACE, timeout / 2)):
+                    return StopResult(name, "shut down", time.monotonic() - began, method)
+                self._ask_init(dom, name, replace(plan, initctl=False), plan.later, deadline)
+            if refused is None and wait(max(0.0, deadline - time.monotonic())):
+                return StopResult(name, "shut down", time.monotonic() - began, method)
             if stopped():
-                return StopResult(name, "shut down", time.monotonic() - began)
+                return StopResult(name, "shut down", time.monotonic() - began, method)
             self._destroy(dom, name)
             # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
             how = "destroyed" if refused is not None else "destroyed after timeout"
-            return StopResult(name, how, time.monotonic() - began)
+            return StopResult(name, how, time.monotonic() - began, method)
         finally:
             self._unwatch(cb_id)
+
+    def reboot(self, name: str, *, timeout: float = 60.0, mode: str | None = None) -> RebootResult:
+        """Reboot the system inside: a new init, the container running again.
+
+        systemd is asked with SIGRTMIN+5 and libvirt restarts the container when it has
+        gone down (``on_reboot = restart``); an init that knows no reboot request is
+        stopped gracefully and started again (method ``restart``).
+        """
+        began = time.monotonic()
+        dom = self.domain(name)
+        if not _libvirt.call(f"reading the state of {name}", dom.isActive):
+            raise InvalidState(f"{name} is not running (`lxcvirt start {name}`)")
+        plan = self._init_plan(dom, mode, reboot=True)
+        if plan.restart:
+            self.stop(name, timeout=timeout)
+            self.start(name, check=False, timeout=timeout)
+            return RebootResult(name, "restarted", time.monotonic() - began, plan.describe(),
+                                self.status(name))
+        old_id = dom.ID()
+        uuid = dom.UUIDString()
+        deadline = began + timeout
+
+        def current() -> Any:
+            # A domain handle caches its id: look it up again to see the new one.
+            return self.conn.lookupByUUIDString(uuid)
+
+        def back() -> bool:
+            try:
+                fresh = current()
+                return bool(fresh.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+                            and fresh.ID() not in (-1, old_id))
+            except libvirt.libvirtError:
+                return False
+
+        watch, cb_id = self._watch(dom)
+        try:
+            refused = self._ask_init(dom, name, plan, plan.signals, deadline)
+            if refused is not None:
+                raise refused
+            if not watch.wait_for(set(), max(0.0, deadline - time.monotonic()), back):
+                state = reason_name(*dom.state()) if dom.isActive() else "shut off"
+                raise InvalidState(
+                    f"{name} did not come back from its reboot within {timeout:g} s "
+                    f"(now: {state}; on_reboot must be 'restart' for libvirt to start it again)"
+                )
+        finally:
+            self._unwatch(cb_id)
+        fresh = current()
+        if self.passes_fds:
+            _wait_init_known(fresh, deadline)
+        return RebootResult(name, "rebooted", time.monotonic() - began, plan.describe(),
+                            self._status_of(fresh))
 
     def _destroy(self, dom: Any, name: str) -> None:
         try:

@@ -26,10 +26,10 @@ from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Ini
 
 _TOP = {
     "name", "uuid", "description", "memory", "vcpu", "emulator", "on_poweroff", "on_reboot",
-    "on_crash", "state", "hosts", "init", "filesystem", "interface", "console", "idmap",
-    "autostart",
+    "on_crash", "state", "hosts", "host_network", "init", "filesystem", "interface", "console",
+    "idmap", "autostart",
 }
-_INIT = {"path", "args", "env", "workdir", "user", "group"}
+_INIT = {"path", "args", "env", "workdir", "user", "group", "halt", "reboot"}
 _FS = {"type", "source", "target", "readonly", "usage", "from"}
 _IF = {"type", "source", "mac", "guest"}
 _CONSOLE = {"type"}

@@ -23,7 +23,9 @@ def metadata_xml(autostart: Autostart) -> str:
     from .rendering import environment  # jinja2 loads only when settings are written
 
     template = environment().get_template("partials/lxcvirt.xml.j2")
-    return template.render(ns=METADATA_NS, autostart=autostart, managed=False).strip()
+    return template.render(
+        ns=METADATA_NS, autostart=autostart, init=None, managed=False
+    ).strip()
 
 
 def find_container_element(root: Any) -> Any | None:
@@ -65,6 +67,21 @@ def read_autostart(root: Any) -> Autostart | None:
         groups=tuple(g.get("name", "") for g in el.findall(_Q + "group")),
         after=tuple(a.get("name", "") for a in el.findall(_Q + "after")),
     )
+
+
+def read_init_methods(root: Any) -> tuple[str, str]:
+    """The (halt, reboot) methods stored in a parsed domain; ("auto", "auto") without."""
+    from ._initsignals import AUTO, check_method
+
+    container = find_container_element(root)
+    el = None if container is None else container.find(_Q + "init")
+    if el is None:
+        return AUTO, AUTO
+    try:
+        return (check_method(el.get("halt", AUTO), reboot=False),
+                check_method(el.get("reboot", AUTO), reboot=True))
+    except ValueError as exc:
+        raise XMLError(f"lxcvirt metadata: <init>: {exc}") from exc
 
 
 def is_managed(root: Any) -> bool:

@@ -99,6 +99,7 @@ def render(
         emulator=spec.emulator or emulator,
         ns=METADATA_NS,
         autostart=spec.autostart,
+        init=spec.init,
         managed=True,
     )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from ._images import parse_image
+from ._initsignals import check_method
 from ._units import UnitError, parse_kib
 from .errors import SpecError
 
@@ -131,9 +132,19 @@ class Init:
     workdir: str | None = None
     user: str | None = None
     group: str | None = None
+    #: How ``stop`` asks init to halt and ``reboot`` to reboot (see lxcvirt._initsignals):
+    #: "auto", "initctl", a signal name such as "SIGRTMIN+3"; reboot also "restart".
+    halt: str = "auto"
+    reboot: str = "auto"
 
     def __post_init__(self) -> None:
         _check_path("init.path", self.path)
+        for key, is_reboot in (("halt", False), ("reboot", True)):
+            value = _check_str(f"init.{key}", getattr(self, key))
+            try:
+                object.__setattr__(self, key, check_method(value, reboot=is_reboot))
+            except ValueError as exc:
+                raise SpecError(f"init.{key}", str(exc)) from None
         # libvirt refuses an empty <initarg> ("No data supplied").
         args = tuple(
             _check_str(f"init.args[{i}]", a) for i, a in enumerate(_tuple("init.args", self.args))
@@ -334,6 +345,9 @@ class Container:
     interfaces: tuple[Interface, ...] = ()
     console: Console = field(default_factory=Console)
     idmap: IdMap | None = None
+    #: Share the host's network namespace.  Off, a container without interfaces still gets
+    #: a namespace of its own with only ``lo`` (``<features><privnet/>``), as lxc does.
+    host_network: bool = False
     autostart: Autostart = field(default_factory=Autostart)
     #: The state ``lxcvirt apply`` brings the container to; not part of the XML.
     state: str = "running"
@@ -391,6 +405,12 @@ class Container:
         if len(set(guests)) != len(guests):
             raise SpecError("interfaces", "two interfaces have the same guest device name")
         object.__setattr__(self, "interfaces", ifs)
+        _check_bool("host_network", self.host_network)
+        if self.host_network and ifs:
+            raise SpecError(
+                "host_network", "a container sharing the host's network has no interfaces of "
+                "its own; remove the [[interface]] tables or host_network"
+            )
         if not isinstance(self.console, Console):
             raise SpecError("console", "expected a Console")
         if self.idmap is not None and not isinstance(self.idmap, IdMap):
@@ -401,6 +421,12 @@ class Container:
     @property
     def memory_kib(self) -> int:
         return int(self.memory)
+
+    @property
+    def privnet(self) -> bool:
+        """True when the domain needs ``<features><privnet/>``: no interface gives it a
+        network namespace, and it does not share the host's."""
+        return not self.interfaces and not self.host_network
 
     @property
     def root(self) -> Filesystem | None:

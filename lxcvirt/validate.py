@@ -255,6 +255,8 @@ class Checked:
     name: str
     xml: str
     source: str
+    #: What is valid but probably not meant (see :func:`warnings`).
+    warnings: tuple[Problem, ...] = ()
 
 
 def check_domain_xml(
@@ -274,7 +276,24 @@ def check_domain_xml(
     if problems:
         raise ValidationError(problems)
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return Checked(root=root, name=root.findtext("name") or "", xml=text, source=source)
+    return Checked(root=root, name=root.findtext("name") or "", xml=text, source=source,
+                   warnings=tuple(warnings(root, source)))
+
+
+SHARED_NETWORK_WARNING = (
+    "the container shares the host's network namespace (no <interface>, no "
+    "<features><privnet/>): it sees the host's interfaces and, as root, can reconfigure "
+    "them; add <features><privnet/> for a namespace with only lo, or an <interface> "
+    "(in a spec: leave out host_network)"
+)
+
+
+def warnings(root: Any, source: str) -> Iterator[Problem]:
+    """Valid, but probably not what the author meant."""
+    devices = root.find("devices")
+    if (root.find("features/privnet") is None
+            and (devices is None or devices.find("interface") is None)):
+        yield Problem(source, root.sourceline, "domain", SHARED_NETWORK_WARNING)
 
 
 def is_spec_path(path: str | Path) -> bool:
@@ -301,15 +320,17 @@ def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
     return check_domain_xml(read_xml_file(p), str(p))
 
 
-def check_files(paths: Iterable[str | Path]) -> list[tuple[str, Exception | None]]:
-    """Validate several files; returns (path, error or None) for each, never raising
-    for a file's own problems."""
-    results: list[tuple[str, Exception | None]] = []
+def check_files(
+    paths: Iterable[str | Path],
+) -> list[tuple[str, Exception | None, tuple[Problem, ...]]]:
+    """Validate several files; returns (path, error or None, warnings) for each, never
+    raising for a file's own problems."""
+    results: list[tuple[str, Exception | None, tuple[Problem, ...]]] = []
     for path in paths:
         try:
-            check_file(path)
+            checked = check_file(path)
         except (XMLError, SpecError) as exc:
-            results.append((str(path), exc))
+            results.append((str(path), exc, ()))
         else:
-            results.append((str(path), None))
+            results.append((str(path), None, checked.warnings))
     return results

@@ -1,0 +1,36 @@
+"""What /proc tells about a running container on this machine (a local daemon only).
+
+libvirt's domain id for an LXC container is the pid of its ``libvirt_lxc`` controller;
+the container's init is that controller's child.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._initsignals import listened_mask
+
+
+def init_pid(controller_pid: int) -> int | None:
+    """The host pid of the container's init, or None when it cannot be found."""
+    try:
+        children = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text()
+        return int(children.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def init_listens(controller_pid: int) -> int | None:
+    """The signals the container's init blocks or catches (bit N-1 for signal N).
+
+    systemd takes its signals through a signalfd, so they show as blocked, not caught;
+    both count.  None when /proc cannot tell (no such process, not readable).
+    """
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return listened_mask(status)
