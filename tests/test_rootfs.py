@@ -118,6 +118,44 @@ def test_keys_follow_the_package_set_not_its_order() -> None:
     assert a != _cache.key_for("debian", "bookworm", ("a", "b"), 2)
 
 
+def test_mirrors_come_from_the_host_apt_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LXCVIRT_DEBIAN_MIRROR", raising=False)
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n"
+    )
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+    )
+    (tmp_path / "sources.list.d" / "other.list").write_text(
+        "deb cdrom:[Debian]/ bookworm main\ndeb https://vendor.example/apt stable main\n"
+    )
+    assert _debian.mirrors(tmp_path) == (
+        "http://mirror.example/debian", "http://mirror.example/debian-security"
+    )
+    assert _debian.mirrors(tmp_path / "none") == (
+        _debian.DEFAULT_MIRROR, _debian.DEFAULT_MIRROR + "-security"
+    )
+    monkeypatch.setenv("LXCVIRT_DEBIAN_MIRROR", "http://proxy:3142/deb.debian.org/debian/")
+    assert _debian.mirrors(tmp_path) == (
+        "http://proxy:3142/deb.debian.org/debian",
+        "http://proxy:3142/deb.debian.org/debian-security",
+    )
+
+
+def test_sources_of_a_rolling_release_have_no_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LXCVIRT_DEBIAN_MIRROR", "http://m.example/debian")
+    assert _debian.sources("sid") == ["deb http://m.example/debian sid main"]
+    assert _debian.sources("trixie") == [
+        "deb http://m.example/debian trixie main",
+        "deb http://m.example/debian trixie-updates main",
+        "deb http://m.example/debian-security trixie-security main",
+    ]
+
+
 # --- the cache's mechanics, with a stand-in builder ------------------------------------
 
 

@@ -59,11 +59,11 @@ def packages(extra: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(BASE_PACKAGES) | set(check_packages(extra))))
 
 
-def _host_uris() -> list[str]:
+def _host_uris(apt: Path = Path("/etc/apt")) -> list[str]:
     """The http(s) URIs of the host's apt sources (one-line and deb822 styles)."""
     uris: list[str] = []
-    files = [Path("/etc/apt/sources.list")]
-    d = Path("/etc/apt/sources.list.d")
+    files = [apt / "sources.list"]
+    d = apt / "sources.list.d"
     if d.is_dir():
         files += sorted(d.glob("*.list")) + sorted(d.glob("*.sources"))
     for f in files:
@@ -84,13 +84,13 @@ def _host_uris() -> list[str]:
     return [u.rstrip("/") for u in uris if u.startswith(("http://", "https://"))]
 
 
-def mirrors() -> tuple[str, str]:
+def mirrors(apt: Path = Path("/etc/apt")) -> tuple[str, str]:
     """(main, security) mirror URIs: ``$LXCVIRT_DEBIAN_MIRROR``, else the Debian mirror the
     host's apt already uses (it is known to be reachable from here), else deb.debian.org."""
     main = os.environ.get("LXCVIRT_DEBIAN_MIRROR", "").rstrip("/")
     security = ""
     if not main:
-        for uri in _host_uris():
+        for uri in _host_uris(apt):
             last = uri.rsplit("/", 1)[-1]
             if last == "debian" and not main:
                 main = uri
