@@ -398,6 +398,12 @@ def test_shift_keeps_setuid_bits_and_capabilities(tmp_path: Path) -> None:
     assert os.stat(suid).st_uid == BASE
 
 
+def test_shift_refuses_the_cache(private_cache: list[Path], tmp_path: Path) -> None:
+    key = rootfs.create("debian/bookworm", tmp_path / "one").cache_key
+    with pytest.raises(RootfsError, match="inside lxcvirt's cache"):
+        rootfs.shift(_cache.cache_root() / str(key) / "tree", rootfs.idmap_from_base(BASE))
+
+
 def test_shift_cli(tmp_path: Path) -> None:
     root = tmp_path / "web"
     rootfs.create("busybox", root)

@@ -260,6 +260,9 @@ def shift(dest: str | os.PathLike[str], idmap: IdMap) -> ShiftResult:
         raise RootfsError(f"{path} is not a folder")
     if path == Path("/"):
         raise RootfsError("refusing to shift the host's own root")
+    cache = _cache.cache_root()
+    if path == cache or cache in path.parents:
+        raise RootfsError(f"{path} is inside lxcvirt's cache: shift a copy (rootfs create)")
     try:
         return shift_tree(path, idmap)
     except OSError as exc:
