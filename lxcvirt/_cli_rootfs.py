@@ -21,7 +21,7 @@ def rootfs() -> None:
 
 @rootfs.command(name="create")
 @click.argument("image")
-@click.argument("dest", type=click.Path(file_okay=False))
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--include", multiple=True, metavar="PKG,...", help="Extra Debian packages.")
 @click.option("--hostname", metavar="NAME", help="The container's hostname (default: DIR's name).")
 @click.option("--refresh", is_flag=True, help="Rebuild the cached tree first.")
@@ -65,7 +65,7 @@ def create(
 
 
 @rootfs.command(name="shift")
-@click.argument("dest", type=click.Path(file_okay=False, exists=True))
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, exists=True))
 @click.option("--idmap-base", type=click.IntRange(min=1), metavar="N", required=True,
               help=_BASE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
