@@ -64,6 +64,27 @@ def create(
         click.echo(f"{result.dest}: owned by host ids from {idmap_base}")
 
 
+@rootfs.command(name="build")
+@click.argument("image")
+@click.option("--include", multiple=True, metavar="PKG,...", help="Extra Debian packages.")
+@click.option("--refresh", is_flag=True, help="Rebuild even when it is cached.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_obj
+def build(state: Any, image: str, include: tuple[str, ...], refresh: bool, as_json: bool) -> None:
+    """Build IMAGE into the cache only (e.g. while provisioning), so later creates copy it."""
+    from . import rootfs as _rootfs
+    from .cli import _emit, _note, _want_json
+
+    key, hit = _rootfs.ensure_cached(
+        image, include=_packages(include), refresh=refresh,
+        on_build=lambda what: _note(f"building {what} (downloads packages: ~20 s)"),
+    )
+    if _want_json(state, as_json):
+        _emit({"image": image, "cache_key": key, "cache_hit": hit})
+    else:
+        click.echo(f"{image}: {'already cached' if hit else 'built'} ({key})")
+
+
 @rootfs.command(name="shift")
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, exists=True))
 @click.option("--idmap-base", type=click.IntRange(min=1), metavar="N", required=True,

@@ -166,10 +166,8 @@ def debian_cache() -> str:
     """Make sure lxcvirt's cache holds the customised Debian bookworm tree: built once per
     machine (about 20 s, then it survives across runs); a copy is about a second.  Skips
     when it cannot be built, and FAILS under CI=true."""
-    import tempfile
-
     from lxcvirt.errors import LxcvirtError
-    from lxcvirt.rootfs import create
+    from lxcvirt.rootfs import ensure_cached
 
     ROOTS_DIR.mkdir(parents=True, exist_ok=True)
     ROOTS_DIR.chmod(0o755)
@@ -177,18 +175,14 @@ def debian_cache() -> str:
         m = re.match(r"(\d+)-", old.name)
         if m and not _pid_alive(int(m.group(1))):
             _remove_tree(old)
-    base = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-warm-", dir=ROOTS_DIR))
     try:
-        result = create(DEBIAN_IMAGE, base / "warm")
+        key, _was_cached = ensure_cached(DEBIAN_IMAGE)
     except LxcvirtError as exc:
         msg = f"cannot build the {DEBIAN_IMAGE} root (host-setup installs mmdebstrap): {exc}"
         if in_ci():
             pytest.fail(msg)
         pytest.skip(msg)
-    finally:
-        _remove_tree(base)
-    assert result.cache_key is not None
-    return result.cache_key
+    return key
 
 
 @pytest.fixture

@@ -195,6 +195,18 @@ def test_second_create_hits_the_cache_and_refresh_rebuilds(
     assert entries == [first.cache_key], "the old entry and the build folder are gone"
 
 
+def test_ensure_cached_builds_without_copying(private_cache: list[Path]) -> None:
+    key, hit = rootfs.ensure_cached("debian/bookworm")
+    assert not hit and len(private_cache) == 1
+    assert rootfs.ensure_cached("debian/bookworm") == (key, True)
+    assert rootfs.ensure_cached("debian/bookworm", refresh=True) == (key, False)
+    assert len(private_cache) == 2
+    other, _ = rootfs.ensure_cached("debian/bookworm", include=["vim"])
+    assert other != key
+    with pytest.raises(RootfsError, match="not cached"):
+        rootfs.ensure_cached("busybox")
+
+
 def test_concurrent_creates_build_once(private_cache: list[Path], tmp_path: Path) -> None:
     results: list[rootfs.RootfsResult] = []
     threads = [
@@ -444,6 +456,8 @@ def test_cache_hit_through_the_cli(debian_cache: str) -> None:
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         r = lxcvirt("rootfs", "images")
         assert f"cached {debian_cache}" in r.stdout
+        r = lxcvirt("rootfs", "build", DEBIAN_IMAGE)
+        assert r.returncode == 0 and f"already cached ({debian_cache})" in r.stdout
     finally:
         import shutil
 

@@ -34,6 +34,7 @@ __all__ = [
     "ShiftResult",
     "create",
     "ensure_roots",
+    "ensure_cached",
     "ensure_roots_for",
     "needs_root",
     "idmap_from_base",
@@ -181,17 +182,47 @@ def personalise(root: Path, hostname: str) -> None:
     )
 
 
-def _debian_build(image: Image, include: Sequence[str]) -> tuple[str, dict[str, object]]:
-    assert image.release is not None
-    pkgs = _debian.packages(include)
-    key = _cache.key_for("debian", image.release, pkgs, _debian.CUSTOMISATION)
+def _debian_build(
+    image: Image, include: Sequence[str], on_build: Callable[[str], None] | None
+) -> tuple[str, dict[str, object], Callable[[Path], None]]:
+    """The cache key, the info and the builder of a Debian image with ``include``."""
+    release = image.release or ""
+    extra = _debian.check_packages(include)
+    pkgs = _debian.packages(extra)
+    key = _cache.key_for("debian", release, pkgs, _debian.CUSTOMISATION)
     info: dict[str, object] = {
         "image": image.name,
         "packages": list(pkgs),
         "customisation": _debian.CUSTOMISATION,
-        "sources": _debian.sources(image.release),
+        "sources": _debian.sources(release),
     }
-    return key, info
+
+    def build(tree: Path) -> None:
+        if on_build is not None:
+            on_build(image.name)
+        _debian.build(release, extra, tree)
+        _debian.customise(tree)
+
+    return key, info, build
+
+
+def ensure_cached(
+    image: str,
+    *,
+    include: Sequence[str] = (),
+    refresh: bool = False,
+    on_build: Callable[[str], None] | None = None,
+) -> tuple[str, bool]:
+    """Make sure the cache holds ``image`` with ``include`` (building it when missing, or
+    with ``refresh``), without copying it anywhere.  Returns (cache key, was it there)."""
+    img = _image(image)
+    if img.distro != "debian":
+        raise RootfsError(f"{img.name} roots are made directly, not cached")
+    key, info, build = _debian_build(img, include, on_build)
+    try:
+        return key, _cache.ensure(key, build, info, refresh=refresh)
+    except OSError as exc:
+        raise RootfsError(f"building {img.name} into the cache: {exc}") from exc
 
 
 def create(
@@ -227,15 +258,7 @@ def create(
         if img.distro == "busybox":
             make_rootfs(path)
         else:
-            key, info = _debian_build(img, extra)
-            release = img.release or ""
-
-            def build(tree: Path) -> None:
-                if on_build is not None:
-                    on_build(img.name)
-                _debian.build(release, extra, tree)
-                _debian.customise(tree)
-
+            key, info, build = _debian_build(img, extra, on_build)
             hit = _cache.copy_into(key, path, build, info, refresh=refresh)
         personalise(path, name)
         if idmap is not None:

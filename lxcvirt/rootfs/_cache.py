@@ -141,6 +141,22 @@ def _install(key: str, build: Callable[[Path], None], info: dict[str, object]) -
     return Entry(key, final, info)
 
 
+def ensure(
+    key: str, build: Callable[[Path], None], info: dict[str, object], *, refresh: bool = False
+) -> bool:
+    """Make sure the entry ``key`` exists, building it when missing (or with ``refresh``);
+    True when it was already there."""
+    if not refresh:
+        with _lock(key, exclusive=False):
+            if lookup(key) is not None:
+                return True
+    with _lock(key, exclusive=True):
+        if not refresh and lookup(key) is not None:
+            return True
+        _install(key, build, info)
+    return False
+
+
 def copy_into(
     key: str,
     dest: Path,
