@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .._busybox import make_rootfs
 from .._images import DEBIAN_RELEASES, Image, parse_image
-from ..errors import CommandFailed, RootfsError
+from ..errors import RootfsError
 from ..spec import Container, IdMap, IdRange
 from . import _cache, _debian, _safe
 from ._debian import BASE_PACKAGES
@@ -263,14 +263,10 @@ def create(
         personalise(path, name)
         if idmap is not None:
             moved = shift_tree(path, idmap)
-    except (RootfsError, CommandFailed):
+    except BaseException as exc:  # Ctrl+C included: never leave a half-made root behind
         _empty(path, made)
-        raise
-    except OSError as exc:
-        _empty(path, made)
-        raise RootfsError(f"making {img.name} at {path}: {exc}") from exc
-    except BaseException:
-        _empty(path, made)
+        if isinstance(exc, OSError):
+            raise RootfsError(f"making {img.name} at {path}: {exc}") from exc
         raise
     return RootfsResult(img.name, path, name, hit, time.monotonic() - began, key, moved)
 
