@@ -3,7 +3,8 @@
 The public API: specs (:class:`Container` and its parts), loading and rendering them,
 validating domain XML, the :class:`Host` controller, host checks, ordered autostart and
 declarative apply.  Each feature's module (``lxcvirt.checks``, ``lxcvirt.autostart``,
-``lxcvirt.apply``, ``lxcvirt.console``, ``lxcvirt.exec``) has the rest of its API; the
+``lxcvirt.apply``, ``lxcvirt.console``, ``lxcvirt.exec``, ``lxcvirt.rootfs``) has the rest
+of its API; the
 function ``apply`` stays in ``lxcvirt.apply`` (a package attribute of that name would be
 the module).  Heavy modules (libvirt, lxml,
 jinja2) load on first use of a name that needs them, so ``import lxcvirt`` stays cheap.
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AlreadyExists,
+    CommandFailed,
     ConfigError,
     ConsoleError,
     DaemonUnreachable,
@@ -29,6 +31,7 @@ from .errors import (
     PartialFailure,
     Problem,
     Refused,
+    RootfsError,
     SpecError,
     StartFailed,
     ValidationError,
@@ -70,6 +73,7 @@ __all__ = [
     "AlreadyExists",
     "ApplyResult",
     "Autostart",
+    "CommandFailed",
     "ConfigError",
     "Console",
     "ConsoleError",
@@ -93,6 +97,7 @@ __all__ = [
     "PartialFailure",
     "Problem",
     "Refused",
+    "RootfsError",
     "SpecError",
     "StartFailed",
     "Status",

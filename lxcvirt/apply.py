@@ -8,7 +8,9 @@ nothing is touched.  :func:`apply` then acts item by item through :class:`~lxcvi
 The comparison of a wanted definition with libvirt's stored one is
 :mod:`lxcvirt._compare`'s.
 
-Plan items list their actions: ``create``, ``redefine`` (with a diff), ``autostart`` (only
+Plan items list their actions: ``build root`` (a spec's root ``from`` an image whose
+folder is missing, built through :mod:`lxcvirt.rootfs` before the definition),
+``create``, ``redefine`` (with a diff), ``autostart`` (only
 lxcvirt's autostart metadata differs), ``restart``, ``start``, ``stop``, ``undefine``
 (``--prune``); an item with no action is unchanged.
 """
@@ -36,9 +38,11 @@ from .errors import (
 from .host import DeathWatch, Host, keep_generated, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
+from .rootfs import ensure_roots, needs_root
 from .spec import Autostart, Container
 from .validate import check_domain_xml, is_spec_path, read_xml_file
 
+ROOTFS = "build root"
 CREATE = "create"
 REDEFINE = "redefine"
 AUTOSTART = "autostart"
@@ -129,6 +133,7 @@ class PlanItem:
     restart_needed: bool = False
     autostart: Autostart | None = None
     xml: str = field(default="", repr=False, compare=False)
+    spec: Container | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -229,8 +234,10 @@ def _plan_one(
         dom = target.domain(src.name)
     except NotFound:
         first = (CREATE, START) if wanted == "running" else (CREATE,)
+        if src.spec is not None and needs_root(src.spec, local=target.is_local):
+            first = (ROOTFS, *first)
         return PlanItem(host_name, src.name, src.path, "absent", wanted, first,
-                        autostart=autostart, xml=xml)
+                        autostart=autostart, xml=xml, spec=src.spec)
     with _libvirt.converted(f"reading {src.name}"):
         stored_xml = str(dom.XMLDesc(_INACTIVE))
         state = int(dom.state()[0])
@@ -254,8 +261,12 @@ def _plan_one(
             actions.append(RESTART)
         else:
             restart_needed = True
+    starting = START in actions or RESTART in actions
+    if (starting and target.is_local and src.spec is not None
+            and needs_root(src.spec, local=True)):
+        actions.insert(0, ROOTFS)  # defined before, its root folder since removed
     return PlanItem(host_name, src.name, src.path, state_name(state), wanted, tuple(actions),
-                    cmp.diff, restart_needed, autostart, xml)
+                    cmp.diff, restart_needed, autostart, xml, src.spec)
 
 
 def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None) -> list[PlanItem]:
@@ -513,7 +524,11 @@ def _act(
     started: float | None = None
     try:
         for action in item.actions:
-            if action == AUTOSTART:
+            if action == ROOTFS and item.spec is not None:
+                for built in ensure_roots(item.spec, local=target.is_local):
+                    how = "from the cache" if built.cache_hit else "built"
+                    done.append(f"root {built.dest} made of {built.image} ({how})")
+            elif action == AUTOSTART:
                 if item.current != "shut off" and item.autostart is not None:
                     # live and persistent, through the metadata API; then the definition
                     set_live_autostart(target, item.name, item.autostart)

@@ -100,6 +100,8 @@ _SPEC_FLAGS = [
     click.option("--arg", "f_args", multiple=True, metavar="ARG", help="An argument of init."),
     click.option("--env", "f_env", multiple=True, metavar="K=V", help="init's environment."),
     click.option("--root", "f_root", metavar="DIR", help="Host directory that is the root /."),
+    click.option("--from", "f_image", metavar="IMAGE",
+                 help="With --root: create builds DIR from IMAGE (debian/bookworm) if missing."),
     click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro]",
                  help="Bind a host directory."),
     click.option("--ram", "f_rams", multiple=True, metavar="DST:SIZE", help="A RAM filesystem."),
@@ -303,14 +305,28 @@ def create(
     as_json: bool,
     flags: dict[str, Any],
 ) -> None:
-    """Define a container from a spec or XML file, or spec flags, and start it."""
-    result, status = state.host().create(
-        _source(source, flags), host_emulator=host_emulator, check=not no_check,
-        settle=settle, timeout=timeout,
+    """Define a container from a spec or XML file, or spec flags, and start it.
+
+    A spec whose root filesystem says from = "debian/bookworm" gets that root built
+    first when its folder does not exist yet (on a local daemon).
+    """
+    from .rootfs import ensure_roots_for
+
+    src = _source(source, flags)
+    host = state.host()
+    built = ensure_roots_for(src, local=host.is_local)
+    result, status = host.create(
+        src, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout,
     )
     if _want_json(state, as_json):
-        _emit({"define": result.to_dict(), "status": status.to_dict()})
+        out: dict[str, object] = {"define": result.to_dict(), "status": status.to_dict()}
+        if built:
+            out["rootfs"] = [r.to_dict() for r in built]
+        _emit(out)
     else:
+        for r in built:
+            how = "from the cache" if r.cache_hit else "built"
+            click.echo(f"{result.name}: root {r.dest} made of {r.image} ({how}, {r.seconds:.1f} s)")
         _print_define(result, False)
         click.echo(f"{status.name}: running (id {status.id})")
 
@@ -502,6 +518,7 @@ FEATURE_COMMANDS: list[str] = [
     "lxcvirt._cli_apply:apply",
     "lxcvirt._cli_console:console",
     "lxcvirt._cli_autostart:autostart",
+    "lxcvirt._cli_rootfs:rootfs",
 ]
 
 

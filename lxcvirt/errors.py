@@ -22,6 +22,8 @@ Anything else reaching the top is a bug.
     ├── ConsoleError                  console attach/lock problems
     ├── ExecFailed                    exec could not run the command (exit 126/127 or 1)
     ├── LockHeld                      another lxcvirt run holds the lock
+    ├── RootfsError                   a root filesystem cannot be built, copied or changed
+    ├── CommandFailed                 a program lxcvirt runs failed (carries its stderr tail)
     └── PartialFailure                exit 2: a command acting on several did some of it
 """
 
@@ -188,6 +190,28 @@ class ExecFailed(LxcvirtError):
 
 class LockHeld(LxcvirtError):
     kind = "locked"
+
+
+class RootfsError(LxcvirtError):
+    """A root filesystem cannot be built, copied or changed (unknown image, a destination
+    that is not empty, a symlink planted where lxcvirt writes...)."""
+
+    kind = "rootfs"
+
+
+class CommandFailed(LxcvirtError):
+    """A program lxcvirt ran (through :mod:`lxcvirt._run`) failed.  ``output`` holds the
+    last lines of its stderr; they follow the one-line message."""
+
+    kind = "command-failed"
+
+    def __init__(
+        self, message: str, *, argv: Sequence[str] = (), output: str = ""
+    ) -> None:
+        full = message if not output else f"{message}\n{output}"
+        super().__init__(full)
+        self.argv = tuple(argv)
+        self.output = output
 
 
 class PartialFailure(LxcvirtError):

@@ -7,7 +7,7 @@ The TOML layout mirrors the domain XML::
     memory = "256MiB"
     [init]
     path = "/sbin/init"
-    [[filesystem]]      # repeated
+    [[filesystem]]      # repeated; the root's may say from = "debian/bookworm"
     [[interface]]       # repeated
     [idmap]             # uid = [{start, target, count}], gid = [...]
     [autostart]         # auto, priority, time, groups, after
@@ -30,7 +30,7 @@ _TOP = {
     "idmap", "autostart",
 }
 _INIT = {"path", "args", "env", "workdir", "user", "group", "halt", "reboot"}
-_FS = {"type", "source", "target", "readonly", "usage"}
+_FS = {"type", "source", "target", "readonly", "usage", "from"}
 _IF = {"type", "source", "mac", "guest"}
 _CONSOLE = {"type"}
 _IDMAP = {"uid", "gid"}
@@ -72,7 +72,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
         raise SpecError("init.path", "missing: the program to run as the container's init")
     top["init"] = Init(**init)
     top["filesystems"] = tuple(
-        Filesystem(**_known(f"filesystem[{i}]", fs, _FS))
+        _filesystem(_known(f"filesystem[{i}]", fs, _FS))
         for i, fs in enumerate(_array_of_tables("filesystem", top.pop("filesystem", [])))
     )
     top["interfaces"] = tuple(
@@ -97,6 +97,13 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
             **_known("autostart", _table("autostart", top["autostart"]), _AUTO)
         )
     return Container(**top)
+
+
+def _filesystem(table: dict[str, Any]) -> Filesystem:
+    # `from` is a Python keyword: the field is called image.
+    if "from" in table:
+        table["image"] = table.pop("from")
+    return Filesystem(**table)
 
 
 def _range(key: str, table: Mapping[str, Any]) -> IdRange:
@@ -147,6 +154,7 @@ def spec_from_flags(
     args: Sequence[str] = (),
     env: Sequence[str] = (),
     root: str | None = None,
+    image: str | None = None,
     mounts: Sequence[str] = (),
     rams: Sequence[str] = (),
     networks: Sequence[str] = (),
@@ -157,7 +165,8 @@ def spec_from_flags(
     """Build a spec from command-line flags (``lxcvirt render|define|create --name ...``),
     with the checks of a TOML spec.
 
-    ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``.
+    ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``;
+    ``image``: what the root is built from (``--from``, with ``--root``).
     """
     data: dict[str, Any] = {"name": name, "init": {"path": init, "args": list(args)}}
     variables: dict[str, str] = {}
@@ -169,8 +178,11 @@ def spec_from_flags(
     if variables:
         data["init"]["env"] = variables
     filesystems: list[dict[str, Any]] = []
+    if image is not None and root is None:
+        raise SpecError("--from", "needs --root DIR: the folder the image is built into")
     if root is not None:
-        filesystems.append({"source": root, "target": "/"})
+        filesystems.append({"source": root, "target": "/"} | ({} if image is None else
+                                                               {"from": image}))
     for item in mounts:
         fields = _split("--mount", item, (2, 3), "SRC:DST or SRC:DST:ro")
         if len(fields) == 3 and fields[2] != "ro":

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ._images import parse_image
 from ._initsignals import check_method
 from ._units import UnitError, parse_kib
 from .errors import SpecError
@@ -179,13 +180,18 @@ class Init:
 @dataclass(frozen=True)
 class Filesystem:
     """``<filesystem>``: ``type="mount"`` binds a host dir (target ``/`` is the private
-    root); ``type="ram"`` is a tmpfs of ``usage`` KiB."""
+    root); ``type="ram"`` is a tmpfs of ``usage`` KiB.
+
+    ``image`` (TOML key ``from``) names the image the root is built from when its source
+    folder does not exist yet (``lxcvirt create``/``apply``, through lxcvirt.rootfs); it
+    is not part of the XML."""
 
     target: str
     type: Literal["mount", "ram"] = "mount"
     source: str | None = None
     readonly: bool = False
     usage: int | str | None = None
+    image: str | None = None
 
     def __post_init__(self) -> None:
         key = f"filesystem[{self.target}]"
@@ -204,6 +210,15 @@ class Filesystem:
             if self.usage is None:
                 raise SpecError(f"{key}.usage", "a ram filesystem needs a usage (e.g. 64MiB)")
             object.__setattr__(self, "usage", _size(f"{key}.usage", self.usage, minimum=1))
+        if self.image is not None:
+            if self.type != "mount" or self.target.rstrip("/") != "":
+                raise SpecError(
+                    f"{key}.from", "only the root filesystem (target = '/') can come from an image"
+                )
+            try:
+                object.__setattr__(self, "image", parse_image(self.image).name)
+            except ValueError as exc:
+                raise SpecError(f"{key}.from", str(exc)) from exc
 
     @property
     def usage_kib(self) -> int:

@@ -147,25 +147,62 @@ def busybox_spec(name: str, root: Path, *, init: tuple[str, ...] = TERM_INIT, **
     )
 
 
-# Provisional: replaced by the rootfs module's cached builder.
-_DEBIAN_SRC = Path("/tmp/deb-test")
+# --- Debian roots ------------------------------------------------------------------------
+#: Where test roots are copied: not under pytest's /tmp/pytest-of-root (mode 0700), which
+#: the mapped root of an idmap container could not pass through.
+ROOTS_DIR = Path(os.environ.get("LXCVIRT_TEST_ROOTS", "/var/tmp/lxcvirt-test-roots"))
+DEBIAN_IMAGE = "debian/bookworm"
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    # As root, rmtree removes trees owned by any (shifted) uid.
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def debian_cache() -> str:
+    """Make sure lxcvirt's cache holds the customised Debian bookworm tree: built once per
+    machine (about 20 s, then it survives across runs); a copy is about a second.  Skips
+    when it cannot be built, and FAILS under CI=true."""
+    from lxcvirt.errors import LxcvirtError
+    from lxcvirt.rootfs import ensure_cached
+
+    ROOTS_DIR.mkdir(parents=True, exist_ok=True)
+    ROOTS_DIR.chmod(0o755)
+    for old in ROOTS_DIR.iterdir():  # left by test runs that died
+        m = re.match(r"(\d+)-", old.name)
+        if m and not _pid_alive(int(m.group(1))):
+            _remove_tree(old)
+    try:
+        key, _was_cached = ensure_cached(DEBIAN_IMAGE)
+    except LxcvirtError as exc:
+        msg = f"cannot build the {DEBIAN_IMAGE} root (host-setup installs mmdebstrap): {exc}"
+        if in_ci():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return key
 
 
 @pytest.fixture
-def debian_root(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """``debian_root(name)``: a fresh copy of a cached Debian bookworm root for ``name``."""
-    import shutil
-    import subprocess
+def debian_root(debian_cache: str) -> Iterator[Callable[..., Path]]:
+    """``make(name, *, idmap_base=None) -> Path``: a fresh copy of the cached customised
+    Debian bookworm root for container ``name`` (its hostname; ownership shifted to
+    ``idmap_base``..+65535 when given), in a folder of its own, removed after the test."""
+    import tempfile
+
+    from lxcvirt.rootfs import create, idmap_from_base
 
     made: list[Path] = []
 
     def make(name: str, *, idmap_base: int | None = None) -> Path:
-        dest = tmp_path / f"debian-{len(made)}"
-        subprocess.run(["cp", "-a", str(_DEBIAN_SRC), str(dest)], check=True)
-        (dest / "etc" / "hostname").write_text(name[:63] + "\n")
-        made.append(dest)
-        return dest
+        base = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=ROOTS_DIR))
+        base.chmod(0o755)  # mkdtemp makes it 0700: an idmap container's root must pass
+        made.append(base)
+        idmap = None if idmap_base is None else idmap_from_base(idmap_base)
+        return create(DEBIAN_IMAGE, base / name, hostname=name, idmap=idmap).dest
 
     yield make
-    for d in made:
-        shutil.rmtree(d, ignore_errors=True)
+    for base in made:
+        _remove_tree(base)

@@ -17,7 +17,7 @@ EXPECTED = {
     "LxcvirtError", "SpecError", "XMLError", "ValidationError", "Problem", "HostError",
     "ConfigError", "LibvirtError", "DaemonUnreachable", "NotFound", "AlreadyExists",
     "InvalidState", "Refused", "StartFailed", "ConsoleError", "LockHeld", "PartialFailure",
-    "ExecFailed",
+    "ExecFailed", "RootfsError", "CommandFailed",
 }
 
 

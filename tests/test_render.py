@@ -114,6 +114,7 @@ NOT_RENDERED = {
     ("Container", "hosts"),  # the inventory hosts apply puts the container on; not in the XML
     ("Container", "console"),  # a pty console is always rendered: it has one possible value
     ("Console", "type"),  # ... and so has its type
+    ("Filesystem", "image"),  # what create/apply build a missing root from; not in the XML
 }
 
 
