@@ -5,7 +5,10 @@ fixture tree in the tests), never guessing a layout: mounts come from
 ``/proc/self/mountinfo``, the kernel's controllers from ``/proc/cgroups``, cgroup v2's from
 ``cgroup.controllers``.  With a :class:`~lxcvirt.host.Host` it also asks the daemon side:
 the mount namespace libvirtd really runs in (``/proc/PID/mountinfo``), the LXC driver on
-the URI, the emulator its capabilities name, the networks a spec refers to.
+the URI, the emulator its capabilities name, the networks a spec refers to.  For a spec
+with an ``<idmap>`` it also predicts what would stop it (a shared host network, user
+namespaces off, a root folder the mapped root cannot reach or write, systemd as init without
+its own name=systemd cgroup): each was seen to fail a real start here.
 
 Why the daemon's view: on a hybrid host (v1 controllers plus cgroup2 at
 ``/sys/fs/cgroup/unified``) libvirt 9.0's LXC driver fails every start with "Unable to
@@ -665,7 +668,8 @@ def run_checks(
     daemon_pid: int | None = None,
     daemon_mountinfo: str | Path | None = None,
 ) -> Report:
-    """Check the host (and ``host``'s daemon, when given); ``spec`` adds its networks."""
+    """Check the host (and ``host``'s daemon, when given); ``spec`` adds its networks and,
+    with an <idmap>, what would make it fail to start."""
     container: Container | None = None
     if spec is not None:
         from .spec import Container as _Container
