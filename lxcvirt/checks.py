@@ -423,7 +423,7 @@ class Checker:
                      "add a range with start = 0 for uid and gid")
         else:
             self._idmap_root(spec, uid, gid)
-        self._idmap_systemd(spec, layout)
+        self._idmap_cgroup(spec, layout, uid)
 
     def _idmap_network(self, spec: Container, layout: str) -> None:
         # Judged on the rendered XML: whether a container gets a network namespace of its
@@ -515,45 +515,55 @@ class Checker:
             return
         self.add(check, "ok", f"root folder {src} belongs to the mapped root {uid}:{gid}")
 
-    def _idmap_systemd(self, spec: Container, layout: str) -> None:
-        check = "idmap.systemd"
+    def _idmap_cgroup(self, spec: Container, layout: str, uid: int | None) -> None:
+        """systemd's own cgroup hierarchy (name=systemd), which libvirt 9.0 leaves alone
+        on a host without systemd: the container's cgroup there is libvirtd's, the root."""
+        check = "idmap.cgroup"
         fs = spec.root
         tree = self.reader.path(fs.source) if fs is not None and fs.source else self.reader.root
         init = resolve_in(tree, spec.init.path)
-        if "systemd" not in spec.init.path and "systemd" not in Path(init).name:
-            return
+        systemd = "systemd" in spec.init.path or "systemd" in Path(init).name
+        what = f"init {spec.init.path}" + (f" (-> {init})" if init != spec.init.path else "")
         named = any(m.fstype == "cgroup" and "name=systemd" in m.options for m in
                     parse_mountinfo(self.reader.text("/proc/self/mountinfo") or ""))
-        what = f"init {spec.init.path}" + (f" (-> {init})" if init != spec.init.path else "")
-        if not named:
-            self.add(check, "unknown", f"{what} is systemd: systemd in an <idmap> container is "
-                     f"not verified on this cgroup layout ({layout})")
-            return
-        if self.reader.path("/run/systemd/system").is_dir():
-            self.add(check, "unknown", f"{what} is systemd; this host runs systemd, whose "
-                     "machined gives each container a cgroup of its own (not verified here)")
+        booted = self.reader.path("/run/systemd/system").is_dir()
+        if not named or booted:
+            if systemd:
+                where = ("this host runs systemd, whose machined gives each container a "
+                         "cgroup of its own" if booted else f"the cgroup layout is {layout}")
+                self.add(check, "unknown", f"{what} is systemd; systemd in an <idmap> "
+                         f"container is not verified here ({where})")
             return
         hook = find_hook(self.reader)
+        shown = "/" + str(hook.relative_to(self.reader.root)) if hook else HOOK_PATH
+        pid = self.daemon_pid()
+        started = self.reader.started_at(pid) if pid is not None else None
         fix = ("install lxcvirt's libvirt hook, which gives each container a name=systemd "
                f"cgroup of its own: scripts/host-setup installs it as {HOOK_PATH} and "
                "restarts libvirtd to load it")
-        why = ("on a cgroup v1 host without systemd libvirt 9.0 leaves the container in "
-               "libvirtd's name=systemd cgroup, the hierarchy's root, which belongs to the "
-               "host's root: systemd exits at once (\"Failed to create /init.scope control "
-               "group: Permission denied\"); a busybox or shell init runs")
         if hook is None:
-            self.add(check, "fail", f"{what} is systemd, in an <idmap> container", why, fix)
+            problem = "lxcvirt's libvirt hook is not installed"
+        elif started is not None and started < hook.stat().st_mtime:
+            # libvirtd looks for hook scripts only when it starts.
+            problem = f"libvirtd (pid {pid}) started before the hook {shown} was installed"
+            fix = "restart libvirtd so that it runs the hook (scripts/host-setup does it)"
+        else:
+            self.add(check, "ok", f"the libvirt hook {shown} gives {spec.name} a name=systemd "
+                     "cgroup of its own, which libvirt hands to its mapped root"
+                     + (f" ({what} is systemd)" if systemd else ""))
             return
-        pid = self.daemon_pid()
-        started = self.reader.started_at(pid) if pid is not None else None
-        if started is not None and started < hook.stat().st_mtime:
-            self.add(check, "fail", f"{what} is systemd, and libvirtd (pid {pid}) started "
-                     f"before the hook {hook} was installed", "libvirtd reads its hooks when "
-                     "it starts; " + why, "restart libvirtd (scripts/host-setup does it)")
-            return
-        self.add(check, "ok", f"{what} is systemd: the libvirt hook {hook} gives the "
-                 "container a name=systemd cgroup of its own, which libvirt hands to its "
-                 "mapped root")
+        why = ("on a cgroup v1 host without systemd libvirt 9.0 leaves every container in "
+               "libvirtd's name=systemd cgroup, the hierarchy's root, and for an <idmap> "
+               "chowns that root and the files in it to the mapped root")
+        if systemd:
+            self.add(check, "fail", f"{what} is systemd, and {problem}",
+                     f"{why}; systemd then exits at once (\"Failed to create /init.scope "
+                     "control group: Permission denied\") where another container's systemd "
+                     "made /init.scope; a busybox or shell init runs", fix)
+        else:
+            self.add(check, "warn", f"{problem}: starting {spec.name} hands the host's "
+                     f"name=systemd root to its mapped root {uid}",
+                     f"{why}; the container starts, and its root may then write there", fix)
 
     # the daemon -------------------------------------------------------------------------
 

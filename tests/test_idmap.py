@@ -189,7 +189,8 @@ def check_then_start(host: Any, spec: Container) -> tuple[dict[str, str], StartF
 @pytest.mark.daemon
 def test_check_ok_and_it_starts(host: Any, names: Callable[[str], str], scratch: Path) -> None:
     levels, failed = check_then_start(host, idmap_spec(names("ok"), busybox_root(scratch)))
-    assert levels == {"idmap.network": "ok", "idmap.userns": "ok", "idmap.root": "ok"}
+    assert levels == {"idmap.network": "ok", "idmap.userns": "ok", "idmap.root": "ok",
+                      "idmap.cgroup": "ok"}
     assert failed is None
 
 
@@ -295,8 +296,9 @@ def test_user_namespaces_off_fails(tmp_path: Path) -> None:
     # The same host with them on: no idmap finding fails.
     tree = host_tree(tmp_path / "on")
     report = run_checks(root=tree, spec=fixture_spec(tree), probe=False)
+    # (no libvirt hook in this tree: the host's name=systemd root would be handed over)
     assert idmap_findings(report) == {"idmap.network": "ok", "idmap.userns": "ok",
-                                      "idmap.root": "ok"}
+                                      "idmap.root": "ok", "idmap.cgroup": "warn"}
 
 
 def test_kernel_without_user_namespaces_fails(tmp_path: Path) -> None:
@@ -320,14 +322,16 @@ def _systemd_tree(tmp_path: Path) -> tuple[Path, Container]:
 def test_systemd_init_without_the_hook_fails(tmp_path: Path) -> None:
     tree, spec = _systemd_tree(tmp_path)
     report = run_checks(root=tree, spec=spec, probe=False)
-    finding = report.get("idmap.systemd")
+    finding = report.get("idmap.cgroup")
     assert finding is not None and finding.level == "fail"
     assert "/lib/systemd/systemd" in finding.what
     assert "Failed to create /init.scope control group" in finding.why
     assert "busybox" in finding.why and "host-setup" in finding.fix
-    # A shell init in the same place is not judged.
+    # A shell init starts, but hands the host's name=systemd root to the mapped root.
     report = run_checks(root=tree, spec=fixture_spec(host_tree(tmp_path / "sh")), probe=False)
-    assert report.get("idmap.systemd") is None
+    finding = report.get("idmap.cgroup")
+    assert finding is not None and finding.level == "warn"
+    assert f"name=systemd root to its mapped root {TARGET}" in finding.what
 
 
 def test_systemd_init_with_the_hook(tmp_path: Path) -> None:
@@ -347,11 +351,11 @@ def test_systemd_init_with_the_hook(tmp_path: Path) -> None:
     started_at = 1000000000 + 100
     (tree / "proc/4242/stat").write_text(f"{stat} {100 * ticks} 0 0\n")
     os.utime(hook, (started_at - 50, started_at - 50))
-    finding = run_checks(root=tree, spec=spec, probe=False).get("idmap.systemd")
+    finding = run_checks(root=tree, spec=spec, probe=False).get("idmap.cgroup")
     assert finding is not None and finding.level == "ok", finding
     # ... one that started before it does not.
     os.utime(hook, (started_at + 50, started_at + 50))
-    finding = run_checks(root=tree, spec=spec, probe=False).get("idmap.systemd")
+    finding = run_checks(root=tree, spec=spec, probe=False).get("idmap.cgroup")
     assert finding is not None and finding.level == "fail"
     assert "started before the hook" in finding.what and "restart libvirtd" in finding.fix
 
@@ -394,7 +398,7 @@ def test_systemd_boots_in_an_idmap_container(
                      filesystems=(Filesystem(target="/", source=str(root)),),
                      interfaces=VETH, idmap=IDMAP)
     levels = idmap_findings(run_checks(host, spec=spec, probe=False))
-    assert levels["idmap.systemd"] == "ok", levels
+    assert levels["idmap.cgroup"] == "ok", levels
     host.create(spec, check=False)
     deadline = time.monotonic() + 60
     state = ""
