@@ -524,25 +524,31 @@ class Checker:
         init = resolve_in(tree, spec.init.path)
         systemd = "systemd" in spec.init.path or "systemd" in Path(init).name
         what = f"init {spec.init.path}" + (f" (-> {init})" if init != spec.init.path else "")
-        named = any(m.fstype == "cgroup" and "name=systemd" in m.options for m in
-                    parse_mountinfo(self.reader.text("/proc/self/mountinfo") or ""))
+        # The hooks and mounts that count are the daemon's: read them in its mount namespace.
+        pid = self.daemon_pid()
+        daemon = self.reader
+        if pid is not None and self.reader.path(f"/proc/{pid}/root/etc").is_dir():
+            daemon = Reader(self.reader.path(f"/proc/{pid}/root"))
+        named = next((m.mount_point for m in parse_mountinfo(
+            self.reader.text(f"/proc/{pid}/mountinfo" if pid else "/proc/self/mountinfo")
+            or self.reader.text("/proc/self/mountinfo") or "")
+            if m.fstype == "cgroup" and "name=systemd" in m.options), None)
         booted = self.reader.path("/run/systemd/system").is_dir()
-        if not named or booted:
+        if named is None or booted:
             if systemd:
                 where = ("this host runs systemd, whose machined gives each container a "
                          "cgroup of its own" if booted else f"the cgroup layout is {layout}")
                 self.add(check, "unknown", f"{what} is systemd; systemd in an <idmap> "
                          f"container is not verified here ({where})")
             return
-        hook = find_hook(self.reader)
-        shown = "/" + str(hook.relative_to(self.reader.root)) if hook else HOOK_PATH
-        pid = self.daemon_pid()
+        hook = find_hook(daemon)
+        shown = "/" + str(hook.relative_to(daemon.root)) if hook else HOOK_PATH
         started = self.reader.started_at(pid) if pid is not None else None
         fix = ("install lxcvirt's libvirt hook, which gives each container a name=systemd "
                f"cgroup of its own: scripts/host-setup installs it as {HOOK_PATH} and "
                "restarts libvirtd to load it")
         if hook is None:
-            problem = "lxcvirt's libvirt hook is not installed"
+            problem = "libvirtd has no lxcvirt hook"
         elif started is not None and started < hook.stat().st_mtime:
             # libvirtd looks for hook scripts only when it starts.
             problem = f"libvirtd (pid {pid}) started before the hook {shown} was installed"
@@ -555,15 +561,28 @@ class Checker:
         why = ("on a cgroup v1 host without systemd libvirt 9.0 leaves every container in "
                "libvirtd's name=systemd cgroup, the hierarchy's root, and for an <idmap> "
                "chowns that root and the files in it to the mapped root")
-        if systemd:
-            self.add(check, "fail", f"{what} is systemd, and {problem}",
-                     f"{why}; systemd then exits at once (\"Failed to create /init.scope "
-                     "control group: Permission denied\") where another container's systemd "
-                     "made /init.scope; a busybox or shell init runs", fix)
-        else:
+        if not systemd:
             self.add(check, "warn", f"{problem}: starting {spec.name} hands the host's "
                      f"name=systemd root to its mapped root {uid}",
                      f"{why}; the container starts, and its root may then write there", fix)
+            return
+        # systemd puts itself into <its cgroup>/init.scope: one another container's systemd
+        # made there first is not the mapped root's.
+        try:
+            scope: os.stat_result | None = daemon.path(f"{named}/init.scope/cgroup.procs").stat()
+        except OSError:
+            scope = None
+        if scope is not None and scope.st_uid != uid:
+            self.add(check, "fail", f"{what} is systemd, and {problem}",
+                     f"{why}; systemd then exits at once (\"Failed to create /init.scope "
+                     f"control group: Permission denied\"): {named}/init.scope, made by "
+                     f"another container's systemd, belongs to {scope.st_uid}; a busybox or "
+                     "shell init runs", fix)
+        else:
+            self.add(check, "warn", f"{what} is systemd, and {problem}: it boots in the "
+                     f"host's name=systemd root, which it shares with every container",
+                     f"{why}; the next container with systemd (and a different mapping, or "
+                     "none) fails or mixes its cgroups with this one's", fix)
 
     # the daemon -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ namespace of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -316,6 +317,10 @@ def _systemd_tree(tmp_path: Path) -> tuple[Path, Container]:
     (rootfs / "lib/systemd").mkdir(parents=True)
     (rootfs / "lib/systemd/systemd").touch()
     (rootfs / "sbin/init").symlink_to("/lib/systemd/systemd")  # absolute: inside the root
+    # What a privileged container's systemd leaves in the host's name=systemd root.
+    scope = tree / "sys/fs/cgroup/systemd/init.scope"
+    scope.mkdir()
+    (scope / "cgroup.procs").touch()
     return tree, spec
 
 
@@ -327,6 +332,11 @@ def test_systemd_init_without_the_hook_fails(tmp_path: Path) -> None:
     assert "/lib/systemd/systemd" in finding.what
     assert "Failed to create /init.scope control group" in finding.why
     assert "busybox" in finding.why and "host-setup" in finding.fix
+    # Without another systemd's /init.scope there it boots, in the host's name=systemd root.
+    shutil.rmtree(tree / "sys/fs/cgroup/systemd/init.scope")
+    finding = run_checks(root=tree, spec=spec, probe=False).get("idmap.cgroup")
+    assert finding is not None and finding.level == "warn"
+    assert "shares with every container" in finding.what
     # A shell init starts, but hands the host's name=systemd root to the mapped root.
     report = run_checks(root=tree, spec=fixture_spec(host_tree(tmp_path / "sh")), probe=False)
     finding = report.get("idmap.cgroup")
@@ -384,19 +394,79 @@ def debian_root() -> Path:
     return DEBIAN_CACHE
 
 
+def debian_copy(base: Path, debian_root: Path, name: str) -> Path:
+    root = base / "debian"
+    subprocess.run(["cp", "-a", str(debian_root), str(root)], check=True)
+    shift(root)
+    (root / "etc/hostname").write_text(f"{name}\n")
+    return root
+
+
+def systemd_spec(name: str, root: Path) -> Container:
+    return Container(name=name, init=Init("/sbin/init"), memory="512MiB",
+                     filesystems=(Filesystem(target="/", source=str(root)),),
+                     interfaces=VETH, idmap=IDMAP)
+
+
+@pytest.mark.daemon
+@pytest.mark.slow
+def test_systemd_without_the_hook_as_predicted(
+    libvirt_conn: Any, scratch: Path, debian_root: Path
+) -> None:
+    """A throw-away libvirtd that has no hooks: what check --spec says of a systemd
+    container, a real start there does.  Without the hook libvirt chowns the host's
+    name=systemd root to the mapped root; the test puts the owners back and removes any
+    cgroup the container's systemd made there."""
+    import plain_daemon
+
+    from lxcvirt.host import Host
+
+    why_not = plain_daemon.available()
+    if why_not:
+        pytest.fail(f"cannot start a second libvirtd: {why_not}")
+    if not NAME_CGROUP.is_dir():
+        pytest.skip("no name=systemd hierarchy on this host")
+    name = f"lxcvirt-test-{os.getpid()}-nohook"  # lives only in the throw-away daemon
+    spec = systemd_spec(name, debian_copy(scratch, debian_root, name))
+    owners = {p: (p.stat().st_uid, p.stat().st_gid) for p in [NAME_CGROUP, *NAME_CGROUP.iterdir()]}
+    with plain_daemon.plain_daemon(hide_unified=True, hide_hooks=True) as daemon:
+        other = Host(daemon.uri, preflight=lambda _h: None)
+        try:
+            finding = run_checks(other, spec=spec, probe=False).get("idmap.cgroup")
+            assert finding is not None and "libvirtd has no lxcvirt hook" in finding.what
+            other.define(spec)
+            if finding.level == "fail":
+                with pytest.raises(StartFailed, match="stopped right after it started"):
+                    # (systemd says why on the console: "Failed to create /init.scope
+                    # control group: Permission denied")
+                    other.start(name, check=False, settle=3.0)
+            else:
+                assert finding.level == "warn", finding
+                other.start(name, check=False, settle=3.0)
+        finally:
+            with contextlib.suppress(Exception):
+                other.destroy(name)
+            with contextlib.suppress(Exception):
+                other.undefine(name)
+            other.close()
+            for path, (uid, gid) in owners.items():
+                with contextlib.suppress(OSError):
+                    if (path.stat().st_uid, path.stat().st_gid) != (uid, gid):
+                        os.chown(path, uid, gid)
+            for path in set(NAME_CGROUP.iterdir()) - set(owners):
+                if path.is_dir():
+                    subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
+                                    "rmdir", "{}", ";"], check=False, capture_output=True)
+    assert NAME_CGROUP.stat().st_uid == 0
+
+
 @pytest.mark.daemon
 @pytest.mark.slow
 def test_systemd_boots_in_an_idmap_container(
     host: Any, names: Callable[[str], str], scratch: Path, debian_root: Path
 ) -> None:
-    root = scratch / "debian"
-    subprocess.run(["cp", "-a", str(debian_root), str(root)], check=True)
-    shift(root)
     name = names("systemd")
-    (root / "etc/hostname").write_text(f"{name}\n")
-    spec = Container(name=name, init=Init("/sbin/init"), memory="512MiB",
-                     filesystems=(Filesystem(target="/", source=str(root)),),
-                     interfaces=VETH, idmap=IDMAP)
+    spec = systemd_spec(name, debian_copy(scratch, debian_root, name))
     levels = idmap_findings(run_checks(host, spec=spec, probe=False))
     assert levels["idmap.cgroup"] == "ok", levels
     host.create(spec, check=False)
