@@ -442,7 +442,7 @@ class Checker:
                  "(no <interface>, no <features><privnet/>)",
                  "libvirt 9.0 then fails the start with \"virCgroupV1BindMount: Unable to "
                  "create directory /sys/fs/cgroup: Read-only file system\""
-                 + ("" if seen else " (seen with cgroup v1; not verified on " + layout + ")"),
+                 + ("" if seen else f" (seen with cgroup v1; the layout here: {layout})"),
                  "give it an [[interface]] or a private network (<features><privnet/>)")
 
     def _idmap_userns(self) -> None:
@@ -500,12 +500,13 @@ class Checker:
                      f"uid 0 inside is {uid} on the host; libvirt fails the start with \"Failed "
                      f"to create {src}/.oldroot: Permission denied\"", shift)
             return
+        idmap = spec.idmap
+        assert idmap is not None
         strangers = []
         with contextlib.suppress(OSError):
             for entry in sorted(self.reader.path(src).iterdir()):
                 est = entry.lstat()
-                if not (_in(est.st_uid, spec.idmap.uid if spec.idmap else ())
-                        and _in(est.st_gid, spec.idmap.gid if spec.idmap else ())):
+                if not (_in(est.st_uid, idmap.uid) and _in(est.st_gid, idmap.gid)):
                     strangers.append(entry.name)
         if strangers:
             self.add(check, "warn", f"in root folder {src}, {', '.join(strangers[:5])}"
@@ -527,12 +528,15 @@ class Checker:
         # The hooks and mounts that count are the daemon's: read them in its mount namespace.
         pid = self.daemon_pid()
         daemon = self.reader
-        if pid is not None and self.reader.path(f"/proc/{pid}/root/etc").is_dir():
-            daemon = Reader(self.reader.path(f"/proc/{pid}/root"))
-        named = next((m.mount_point for m in parse_mountinfo(
-            self.reader.text(f"/proc/{pid}/mountinfo" if pid else "/proc/self/mountinfo")
-            or self.reader.text("/proc/self/mountinfo") or "")
-            if m.fstype == "cgroup" and "name=systemd" in m.options), None)
+        mountinfo = None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                mountinfo = self.reader.text(f"/proc/{pid}/mountinfo")
+                if self.reader.path(f"/proc/{pid}/root/etc").is_dir():
+                    daemon = Reader(self.reader.path(f"/proc/{pid}/root"))
+        mountinfo = mountinfo or self.reader.text("/proc/self/mountinfo") or ""
+        named = next((m.mount_point for m in parse_mountinfo(mountinfo)
+                      if m.fstype == "cgroup" and "name=systemd" in m.options), None)
         booted = self.reader.path("/run/systemd/system").is_dir()
         if named is None or booted:
             if systemd:
