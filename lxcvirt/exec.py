@@ -69,14 +69,14 @@ IGNORED = (signal.SIGINT, signal.SIGQUIT)
 # --- what is prepared before the fork (may call libvirt) --------------------------------
 
 
-def namespace_kind(fd: int) -> str:
+def _namespace_kind(fd: int) -> str:
     """``user``, ``mnt``, ... for a namespace file descriptor (its ``/proc`` link names it)."""
     return os.readlink(f"/proc/self/fd/{fd}").partition(":")[0]
 
 
 def _user_first(fds: Sequence[int]) -> tuple[tuple[int, ...], int | None]:
     """``fds`` with the user namespace first, and that one (None when there is none)."""
-    users = [fd for fd in fds if namespace_kind(fd) == "user"]
+    users = [fd for fd in fds if _namespace_kind(fd) == "user"]
     user = users[0] if users else None
     return tuple(users + [fd for fd in fds if fd not in users]), user
 
