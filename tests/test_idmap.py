@@ -385,12 +385,18 @@ def debian_root() -> Path:
         pytest.skip(msg)
     DEBIAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
     building = DEBIAN_CACHE.with_name(DEBIAN_CACHE.name + f".building-{os.getpid()}")
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--variant=minbase",
-         "--include=systemd-sysv,iproute2,procps,dbus", "bookworm", str(building)],
-        check=True, timeout=600,
-    )
-    building.rename(DEBIAN_CACHE)
+    try:
+        subprocess.run(
+            ["mmdebstrap", "--quiet", "--variant=minbase",
+             "--include=systemd-sysv,iproute2,procps,dbus", "bookworm", str(building)],
+            check=True, timeout=600,
+        )
+        building.rename(DEBIAN_CACHE)
+    except OSError:
+        if not DEBIAN_CACHE.is_dir():
+            raise  # not just another session that finished first
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return DEBIAN_CACHE
 
 
