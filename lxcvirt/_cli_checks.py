@@ -13,7 +13,8 @@ _LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "N/A", "ok": "OK"}
 @click.option(
     "--spec",
     type=click.Path(dir_okay=False, exists=True),
-    help="Also check what this spec needs (the networks and bridges it refers to).",
+    help="Also check what this spec needs (its networks and bridges; for an [idmap] "
+    "spec its network namespace, root folder, user namespaces and systemd cgroup).",
 )
 @click.option(
     "--root",

@@ -26,6 +26,9 @@ KNOWN_CONTROLLERS = frozenset((
     "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc",
 ))
 PROBE_PREFIX = "lxcvirt-probe-"
+#: Where scripts/host-setup installs contrib/libvirt-hooks/lxcvirt-cgroup.
+HOOK_PATH = "/etc/libvirt/hooks/lxc.d/lxcvirt-cgroup"
+HOOK_MARKER = b"lxcvirt-cgroup:"
 
 
 # --- reading the host ------------------------------------------------------------------
@@ -199,6 +202,14 @@ class Reader:
                 found.append((self._start_time(int(entry.name)), int(entry.name)))
         return min(found)[1] if found else None
 
+    def started_at(self, pid: int) -> float | None:
+        """When process ``pid`` started (seconds since the epoch), from /proc."""
+        btime = re.search(r"^btime (\d+)$", self.text("/proc/stat") or "", re.MULTILINE)
+        ticks = self._start_time(pid)
+        if btime is None or ticks == 0:
+            return None
+        return int(btime.group(1)) + ticks / os.sysconf("SC_CLK_TCK")
+
     def _comm(self, pid: int) -> str:
         try:
             return (self.text(f"/proc/{pid}/comm") or "").strip()
@@ -213,6 +224,47 @@ class Reader:
         # Field 22 (starttime) counts after the ")" that closes the command name.
         rest = stat.rpartition(")")[2].split()
         return int(rest[19]) if len(rest) > 19 and rest[19].isdigit() else 0
+
+
+def resolve_in(root: Path, path: str, hops: int = 40) -> str:
+    """``path`` inside the tree ``root`` with its symlinks followed there, as the container
+    will see it (an absolute link target starts again at ``root``, never at the host's /).
+    """
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    while parts and hops > 0:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        if part == ".":
+            continue
+        here = root.joinpath(*done, part)
+        if here.is_symlink():
+            hops -= 1
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
+    return "/" + "/".join(done)
+
+
+def find_hook(reader: Reader) -> Path | None:
+    """lxcvirt's libvirt LXC hook, where libvirtd runs it (the main script, or lxc.d/)."""
+    hooks = reader.path("/etc/libvirt/hooks")
+    candidates = [hooks / "lxc"]
+    with contextlib.suppress(OSError):
+        candidates += sorted((hooks / "lxc.d").iterdir())
+    for path in candidates:
+        try:
+            if os.access(path, os.X_OK) and path.is_file() and HOOK_MARKER in path.read_bytes():
+                return path
+        except OSError:
+            continue
+    return None
 
 
 def daemon_socket(uri: str) -> str | None:

@@ -1,10 +1,10 @@
 """Running a command inside a running container, as ``virsh lxc-enter-namespace`` does.
 
 libvirt hands out the container's namespace file descriptors (``lxcOpenNamespace``).  We
-fork; the child joins the container's cgroups, ``setns``-es into each namespace and forks
-again so the command is inside the PID namespace; the grandchild takes the user, changes
-directory and execs.  The command's exit status becomes ours (128+N when a signal N
-killed it).
+fork; the child joins the container's cgroups, ``setns``-es into each namespace (the user
+namespace first) and forks again so the command is inside the PID namespace; the grandchild
+takes the user, changes directory and execs.  The command's exit status becomes ours
+(128+N when a signal N killed it).
 
 Choices, and why:
 
@@ -16,6 +16,15 @@ Choices, and why:
   one's ``cgroup.procs``.  That is what libvirt does too, except that seen here (libvirt
   9.0, cgroup v1) ``lxcEnterCGroup`` left the process in the host's ``devices`` and
   ``cpuacct`` cgroups, outside the container's device whitelist.
+* A container with an ``<idmap>`` has a user namespace of its own, in which our uid (the
+  host's root) is not mapped: after ``setns`` into it we keep every capability there but
+  run as the overflow uid 65534 ("nobody").  So right after joining it the child becomes
+  the container's root (setgroups/setgid/setuid to 0: uid 0 inside, the mapped uid, e.g.
+  100000, on the host).  The kernel lets a process join a user namespace only while it is
+  single-threaded and shares no filesystem attributes (our forked child, before it joins
+  the mount namespace), and gives it every capability there; changing to the namespace's
+  uid 0 keeps them, so the other ``setns`` calls and ``--user`` work as before.  Joining
+  the user namespace first also makes files the command creates belong to the mapped ids.
 * The user is looked up in the container's own ``/etc/passwd`` and ``/etc/group``, read
   as files: glibc's NSS would load the container's libnss modules into our process.
 * Failures before the command runs travel back over a close-on-exec pipe, so the caller
@@ -58,6 +67,18 @@ IGNORED = (signal.SIGINT, signal.SIGQUIT)
 
 
 # --- what is prepared before the fork (may call libvirt) --------------------------------
+
+
+def _namespace_kind(fd: int) -> str:
+    """``user``, ``mnt``, ... for a namespace file descriptor (its ``/proc`` link names it)."""
+    return os.readlink(f"/proc/self/fd/{fd}").partition(":")[0]
+
+
+def _user_first(fds: Sequence[int]) -> tuple[tuple[int, ...], int | None]:
+    """``fds`` with the user namespace first, and that one (None when there is none)."""
+    users = [fd for fd in fds if _namespace_kind(fd) == "user"]
+    user = users[0] if users else None
+    return tuple(users + [fd for fd in fds if fd not in users]), user
 
 
 def _libc_setns() -> Callable[[int, int], int]:
@@ -192,6 +213,8 @@ class _Plan:
     cwd: str | None
     env: Mapping[str, str]
     ns_fds: tuple[int, ...]
+    #: The one of ``ns_fds`` that is a user namespace (joined first), if any.
+    user_fd: int | None
     cgroup_files: tuple[str, ...]
     setns: Callable[[int, int], int]
     report_fd: int
@@ -226,6 +249,12 @@ def _intermediate(plan: _Plan) -> NoReturn:
                 # container without <idmap>); nothing to do.
                 if err != errno.EINVAL:
                     raise OSError(err, os.strerror(err))
+            elif fd == plan.user_fd:
+                # The container's own user namespace: become its root before joining the
+                # rest (the host's supplementary groups are unmapped there too).
+                os.setgroups([])
+                os.setgid(0)
+                os.setuid(0)
             os.close(fd)
     except OSError as exc:
         _fail(plan, _SETUP_FAILED, f"cannot enter {plan.name}: {exc.strerror or exc}")
@@ -365,8 +394,14 @@ def run(host: Any, name: str, argv: Sequence[str], *, user: str | None = None,
         raise err from exc
     if not fds:
         raise LibvirtError(f"libvirt gave no namespaces for {name}")
+    try:
+        ordered, user_fd = _user_first(fds)
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    plan = _Plan(name, uuid, tuple(argv), user, cwd, dict(env or {}), fds,
+    plan = _Plan(name, uuid, tuple(argv), user, cwd, dict(env or {}), ordered, user_fd,
                  tuple(cgroup_files), _libc_setns(), write_fd)
     try:
         pid = os.fork()

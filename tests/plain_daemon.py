@@ -8,7 +8,8 @@ own state behind private folders, so it shares nothing with the first daemon:
 - /run/libvirt is bound to a folder of ours (its socket is reachable from here through
   ``lxc:///system?socket=...``), /var/log/libvirt likewise (container logs);
 - /etc/libvirt/lxc, /var/lib/libvirt and /var/cache/libvirt are empty tmpfs mounts, so it
-  neither loads nor autostarts the shared daemon's containers.
+  neither loads nor autostarts the shared daemon's containers (and /etc/libvirt/hooks on
+  request, for a daemon without lxcvirt's hook).
 
 It is stopped (by its own pid) and its folder removed on exit.  Used by tests/test_checks.py
 and bench/compare_checks.py.
@@ -31,7 +32,8 @@ from pathlib import Path
 INNER = """set -e
 dir="$1"
 mode="$2"
-shift 2
+hooks="$3"
+shift 3
 mount --bind "$dir/run" /run/libvirt
 mount -t tmpfs tmpfs /etc/libvirt/lxc
 mount -t tmpfs tmpfs /var/lib/libvirt
@@ -40,6 +42,9 @@ if [ -d /etc/libvirt/qemu ]; then mount -t tmpfs tmpfs /etc/libvirt/qemu; fi
 mount --bind "$dir/log" /var/log/libvirt
 if [ "$mode" = hide-unified ] && grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mounts; then
     umount /sys/fs/cgroup/unified
+fi
+if [ "$hooks" = hide-hooks ] && [ -d /etc/libvirt/hooks ]; then
+    mount -t tmpfs tmpfs /etc/libvirt/hooks
 fi
 exec libvirtd -p "$dir/libvirtd.pid" "$@"
 """
@@ -87,11 +92,13 @@ def free_port() -> int:
 
 @contextmanager
 def plain_daemon(
-    timeout: float = 20.0, *, hide_unified: bool = False, tcp_port: int | None = None
+    timeout: float = 20.0, *, hide_unified: bool = False, tcp_port: int | None = None,
+    hide_hooks: bool = False,
 ) -> Iterator[PlainDaemon]:
     """``hide_unified``: unmount the hybrid cgroup2 mount in its namespace, as
     scripts/host-setup does for the shared daemon, so containers really start there.
-    ``tcp_port``: also listen with libvirtd's own TCP transport on 127.0.0.1:PORT."""
+    ``tcp_port``: also listen with libvirtd's own TCP transport on 127.0.0.1:PORT.
+    ``hide_hooks``: an empty /etc/libvirt/hooks (a daemon without lxcvirt's hook)."""
     folder = Path(tempfile.mkdtemp(prefix="lxcvirt-plain-"))
     (folder / "run").mkdir()
     (folder / "log" / "lxc").mkdir(parents=True)
@@ -103,7 +110,8 @@ def plain_daemon(
     out = (folder / "daemon.out").open("wb")
     proc = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", str(folder / "inner.sh"),
-         str(folder), "hide-unified" if hide_unified else "keep", *extra],
+         str(folder), "hide-unified" if hide_unified else "keep",
+         "hide-hooks" if hide_hooks else "keep", *extra],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     sock = folder / "run" / "libvirt-sock"
