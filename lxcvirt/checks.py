@@ -443,7 +443,8 @@ class Checker:
                  "libvirt 9.0 then fails the start with \"virCgroupV1BindMount: Unable to "
                  "create directory /sys/fs/cgroup: Read-only file system\""
                  + ("" if seen else f" (seen with cgroup v1; the layout here: {layout})"),
-                 "give it an [[interface]] or a private network (<features><privnet/>)")
+                 "leave out host_network = true (lxcvirt then gives it <features><privnet/>, "
+                 "a namespace with only lo), or give it an [[interface]]")
 
     def _idmap_userns(self) -> None:
         r = self.reader

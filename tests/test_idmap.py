@@ -203,7 +203,8 @@ def test_shared_host_network_fails_as_predicted(
     root = busybox_root(scratch)
     spec_file = scratch / "shared.toml"
     spec_file.write_text(
-        f'name = "{name}"\n[init]\npath = "/bin/sh"\nargs = ["-c", "sleep 1000"]\n'
+        f'name = "{name}"\nhost_network = true\n'
+        f'[init]\npath = "/bin/sh"\nargs = ["-c", "sleep 1000"]\n'
         f'[[filesystem]]\nsource = "{root}"\ntarget = "/"\n'
         f"[idmap]\nuid = [{{ start = 0, target = {TARGET}, count = 65536 }}]\n"
         f"gid = [{{ start = 0, target = {TARGET}, count = 65536 }}]\n"
@@ -216,7 +217,7 @@ def test_shared_host_network_fails_as_predicted(
     finding = next(f for f in json.loads(result.output)["findings"]
                    if f["check"] == "idmap.network")
     assert finding["level"] == "fail"
-    assert "privnet" in finding["fix"] and "interface" in finding["fix"]
+    assert "host_network" in finding["fix"] and "interface" in finding["fix"]
     host.define(spec_file)
     with pytest.raises(StartFailed, match="Unable to create directory /sys/fs/cgroup"):
         host.start(name, check=False)
