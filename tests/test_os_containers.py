@@ -55,9 +55,9 @@ def wait_running(name: str, timeout: float = 60) -> str:
 
 @pytest.fixture
 def system(host: Any, names: Callable[[str], str], debian_root: Callable[..., Path],
-           tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A running Debian container on the network ``default`` with the stop-mark unit;
-    yields its name and the host folder mounted at /mnt/host."""
+           tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """A running Debian container on the network ``default`` with the stop-mark unit and
+    a persistent journal; yields its name, its root and the host folder at /mnt/host."""
     name = names("deb")
     root = debian_root(name)
     unit = root / "etc/systemd/system/lxcvirt-stopmark.service"
@@ -66,6 +66,7 @@ def system(host: Any, names: Callable[[str], str], debian_root: Callable[..., Pa
     wants.mkdir(parents=True, exist_ok=True)
     (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
     (root / "mnt/host").mkdir(parents=True, exist_ok=True)
+    (root / "var/log/journal").mkdir(parents=True, exist_ok=True)  # a persistent journal
     shared = tmp_path / "shared"
     shared.mkdir()
     spec = Container(
@@ -78,13 +79,20 @@ def system(host: Any, names: Callable[[str], str], debian_root: Callable[..., Pa
     )
     host.create(spec, check=False)
     assert wait_running(name) in ("running", "degraded")
-    yield name, shared
+    yield name, root, shared
+
+
+def journal(root: Path) -> list[str]:
+    """The messages of the container's persistent journal, read from the host."""
+    proc = subprocess.run(["journalctl", "-D", str(root / "var/log/journal"), "-o", "cat",
+                           "--no-pager"], capture_output=True, text=True, check=True)
+    return proc.stdout.splitlines()
 
 
 def test_systemd_boots_gets_an_address_and_stops_gracefully(
-    host: Any, system: tuple[str, Path]
+    host: Any, system: tuple[str, Path, Path]
 ) -> None:
-    name, shared = system
+    name, root, shared = system
     pid1 = lxcvirt("exec", name, "--", "cat", "/proc/1/comm")
     assert pid1.stdout.strip() == "systemd"
     assert (shared / "mark").read_text().strip() == "started"
@@ -108,12 +116,15 @@ def test_systemd_boots_gets_an_address_and_stops_gracefully(
     assert result["how"] == "shut down" and result["method"] == "SIGRTMIN+3", result
     assert result["seconds"] < 20
     assert (shared / "mark").read_text().strip() == "stopped"  # ExecStop ran
+    messages = journal(root)
+    assert any(m.startswith("Stopped lxcvirt-stopmark.service") for m in messages)
+    assert messages[-1] == "Journal stopped"  # journald flushed and closed its files
     st = host.status(name)
     assert (st.state, st.reason) == ("shut off", "shutdown")
 
 
-def test_reboot_runs_a_new_init(host: Any, system: tuple[str, Path]) -> None:
-    name, shared = system
+def test_reboot_runs_a_new_init(host: Any, system: tuple[str, Path, Path]) -> None:
+    name, _root, shared = system
     before = host.status(name).id
     result = host.reboot(name, timeout=60)
     assert (result.how, result.method) == ("rebooted", "SIGRTMIN+5")
