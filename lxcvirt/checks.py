@@ -549,7 +549,7 @@ class Checker:
         hook = find_hook(daemon)
         shown = "/" + str(hook.relative_to(daemon.root)) if hook else HOOK_PATH
         started = self.reader.started_at(pid) if pid is not None else None
-        fix = ("install lxcvirt's libvirt hook, which gives each container a name=systemd "
+        fix = ("install lxcvirt's libvirt hook, which gives each <idmap> container a name=systemd "
                f"cgroup of its own: scripts/host-setup installs it as {HOOK_PATH} and "
                "restarts libvirtd to load it")
         if hook is None:

@@ -491,3 +491,26 @@ def test_systemd_boots_in_an_idmap_container(
     assert r.stdout == "0\nsystemd\n", r.stderr
     assert status_ids(container_init(host.domain(name))) == (TARGET, TARGET)
 
+
+
+@pytest.mark.daemon
+@pytest.mark.slow
+def test_idmap_containers_started_at_once(
+    host: Any, names: Callable[[str], str], scratch: Path
+) -> None:
+    """The hook moves the starting libvirtd thread; starts in parallel threads each land in
+    their own name=systemd cgroup and come up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = busybox_root(scratch)
+    wanted = [names(f"at-once{i}") for i in range(10)]
+    for name in wanted:
+        host.define(idmap_spec(name, root))
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        states = list(pool.map(lambda n: host.start(n, check=False, settle=0).state, wanted))
+    assert states == ["running"] * len(wanted)
+    if NAME_CGROUP.is_dir():
+        for name in wanted:
+            init = container_init(host.domain(name))
+            assert f"name=systemd:/machine/{name}.libvirt-lxc\n" in Path(
+                f"/proc/{init}/cgroup").read_text()
