@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, busybox_spec, in_ci
+from conftest import DATA, busybox_spec
 
 from lxcvirt.checks import Report, run_checks
 from lxcvirt.errors import StartFailed
@@ -35,18 +35,14 @@ IDMAP = IdMap(uid=(IdRange(0, TARGET, 65536),), gid=(IdRange(0, TARGET, 65536),)
 VETH = (Interface(type="ethernet"),)
 LXCVIRT = [sys.executable, "-m", "lxcvirt"]
 NAME_CGROUP = Path("/sys/fs/cgroup/systemd")
-#: A Debian root with systemd, built once per machine (mmdebstrap, ~20 s) and copied.
-DEBIAN_CACHE = Path(os.environ.get("LXCVIRT_TEST_DEBIAN", "/var/cache/lxcvirt-tests/bookworm"))
 
 
-def shift(root: Path, by: int = TARGET) -> None:
-    """Add ``by`` to the uid and gid of every file under ``root`` (symlinks themselves)."""
-    for path in [root, *root.rglob("*")]:
-        st = path.lstat()
-        os.lchown(path, st.st_uid + by, st.st_gid + by)
-        # chown clears set-uid/set-gid bits; put them back (never on a symlink).
-        if not path.is_symlink() and st.st_mode & 0o6000:
-            os.chmod(path, st.st_mode & 0o7777)
+def shift(root: Path) -> None:
+    """Hand ``root`` to the test's mapped ids (lxcvirt's own shift: symlinks themselves,
+    setuid bits kept)."""
+    from lxcvirt.rootfs import shift as shift_tree
+
+    shift_tree(root, IDMAP)
 
 
 @pytest.fixture
@@ -374,41 +370,6 @@ def test_systemd_init_with_the_hook(tmp_path: Path) -> None:
 # --- systemd in an idmap container, for real ------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def debian_root() -> Path:
-    """Debian 12 with systemd, built once per machine by mmdebstrap and kept."""
-    if (DEBIAN_CACHE / "sbin/init").exists() or (DEBIAN_CACHE / "sbin").is_symlink():
-        return DEBIAN_CACHE
-    if shutil.which("mmdebstrap") is None:
-        msg = "mmdebstrap is not installed (apt-get install mmdebstrap)"
-        if in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
-    DEBIAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    building = DEBIAN_CACHE.with_name(DEBIAN_CACHE.name + f".building-{os.getpid()}")
-    try:
-        subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=minbase",
-             "--include=systemd-sysv,iproute2,procps,dbus", "bookworm", str(building)],
-            check=True, timeout=600,
-        )
-        building.rename(DEBIAN_CACHE)
-    except OSError:
-        if not DEBIAN_CACHE.is_dir():
-            raise  # not just another session that finished first
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return DEBIAN_CACHE
-
-
-def debian_copy(base: Path, debian_root: Path, name: str) -> Path:
-    root = base / "debian"
-    subprocess.run(["cp", "-a", str(debian_root), str(root)], check=True)
-    shift(root)
-    (root / "etc/hostname").write_text(f"{name}\n")
-    return root
-
-
 def systemd_spec(name: str, root: Path) -> Container:
     return Container(name=name, init=Init("/sbin/init"), memory="512MiB",
                      filesystems=(Filesystem(target="/", source=str(root)),),
@@ -418,7 +379,7 @@ def systemd_spec(name: str, root: Path) -> Container:
 @pytest.mark.daemon
 @pytest.mark.slow
 def test_systemd_without_the_hook_as_predicted(
-    libvirt_conn: Any, scratch: Path, debian_root: Path
+    libvirt_conn: Any, debian_root: Callable[..., Path]
 ) -> None:
     """A throw-away libvirtd that has no hooks: what check --spec says of a systemd
     container, a real start there does.  Without the hook libvirt chowns the host's
@@ -434,7 +395,7 @@ def test_systemd_without_the_hook_as_predicted(
     if not NAME_CGROUP.is_dir():
         pytest.skip("no name=systemd hierarchy on this host")
     name = f"lxcvirt-test-{os.getpid()}-nohook"  # lives only in the throw-away daemon
-    spec = systemd_spec(name, debian_copy(scratch, debian_root, name))
+    spec = systemd_spec(name, debian_root(name, idmap_base=TARGET))
     owners = {p: (p.stat().st_uid, p.stat().st_gid) for p in [NAME_CGROUP, *NAME_CGROUP.iterdir()]}
     with plain_daemon.plain_daemon(hide_unified=True, hide_hooks=True) as daemon:
         other = Host(daemon.uri, preflight=lambda _h: None)
@@ -470,10 +431,10 @@ def test_systemd_without_the_hook_as_predicted(
 @pytest.mark.daemon
 @pytest.mark.slow
 def test_systemd_boots_in_an_idmap_container(
-    host: Any, names: Callable[[str], str], scratch: Path, debian_root: Path
+    host: Any, names: Callable[[str], str], debian_root: Callable[..., Path]
 ) -> None:
     name = names("systemd")
-    spec = systemd_spec(name, debian_copy(scratch, debian_root, name))
+    spec = systemd_spec(name, debian_root(name, idmap_base=TARGET))
     levels = idmap_findings(run_checks(host, spec=spec, probe=False))
     assert levels["idmap.cgroup"] == "ok", levels
     host.create(spec, check=False)
