@@ -357,3 +357,40 @@ def test_only_unix_sockets_pass_namespace_fds(uri: str, passes: bool) -> None:
     from lxcvirt.host import Host
 
     assert Host(uri).passes_fds is passes
+
+
+def test_a_start_whose_controller_libvirt_lost_is_made_again(
+    host: Any, names: Any, busybox_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libvirtd now and then drops its monitor of a controller among many parallel starts
+    (the init pid is then never known): start destroys it and starts it once more."""
+    from lxcvirt.host import LXC_LOG_DIR, Host
+
+    name = names("lost")
+    host.define(busybox_spec(name, busybox_root))
+    real = Host._start_once
+    calls: list[int] = []
+
+    def lose_first(self: Host, dom: Any, n: str, settle: float, timeout: float) -> bool:
+        calls.append(dom.ID())
+        ok = real(self, dom, n, settle, timeout)
+        if len(calls) == 1:  # as the lost-monitor branch does: destroy, report it
+            self._destroy(dom, n)
+            return False
+        return ok
+
+    monkeypatch.setattr(Host, "_start_once", lose_first)
+    assert host.start(name, check=False, settle=0).running
+    assert len(calls) == 2
+
+    monkeypatch.setattr(Host, "_start_once", lambda *a: False)
+    host.destroy(name)
+    with pytest.raises(StartFailed, match="lost the container's controller, 2 times"):
+        host.start(name, check=False)
+
+    # What tells a lost monitor apart, in the controller's log of this start only.
+    assert not host._monitor_lost(name)
+    with open(LXC_LOG_DIR / f"{name}.log", "a") as log:
+        log.write("2026-01-01 00:00:00.000+0000: 1: error : virNetSocketReadWire:1793 : "
+                  "End of file while reading data: Input/output error\n")
+    assert host._monitor_lost(name)
