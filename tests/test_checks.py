@@ -3,6 +3,7 @@ trees, the daemon's namespace on this machine, and enforcement before start."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -234,13 +235,13 @@ def test_a_plain_second_daemon_fails_as_predicted(
     hybrid = checks.Reader("/").layout(
         parse_mountinfo(Path("/proc/self/mountinfo").read_text()), {}
     ).kind == "hybrid"
+    name = f"lxcvirt-test-{os.getpid()}-plain"  # lives only in the throw-away daemon
     with plain_daemon.plain_daemon() as daemon:
         host = Host(daemon.uri)  # default preflight: enforce()
         try:
             report = run_checks(host, probe=False)
             finding = report.get("daemon.cgroups")
             assert finding is not None and f"(pid {daemon.pid})" in finding.what
-            name = f"lxcvirt-test-{os.getpid()}-plain"  # lives only in the throw-away daemon
             host.define(busybox_spec(name, busybox_root))
             if hybrid:
                 assert finding.level == "fail" and report.exit_code == 1
@@ -254,6 +255,10 @@ def test_a_plain_second_daemon_fails_as_predicted(
                 host.destroy(name)
             host.undefine(name)
         finally:
+            # A container left running here would outlive the throw-away daemon (its
+            # libvirt_lxc controller does not die with it).
+            with contextlib.suppress(Exception):
+                host.destroy(name)
             host.close()
 
 
