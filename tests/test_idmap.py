@@ -404,10 +404,15 @@ def test_systemd_without_the_hook_as_predicted(
             assert finding is not None and "libvirtd has no lxcvirt hook" in finding.what
             other.define(spec)
             if finding.level == "fail":
-                with pytest.raises(StartFailed, match="stopped right after it started"):
-                    # (systemd says why on the console: "Failed to create /init.scope
-                    # control group: Permission denied")
-                    other.start(name, check=False, settle=3.0)
+                # systemd says why on the console ("Failed to create /init.scope control
+                # group: Permission denied") and exits; on a loaded machine that took more
+                # than the 3 s a settle window would watch, so wait for it to go down.
+                with contextlib.suppress(StartFailed):
+                    other.start(name, check=False, settle=0)
+                deadline = time.monotonic() + 60
+                while other.status(name).running and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert not other.status(name).running, "systemd kept running without the hook"
             else:
                 assert finding.level == "warn", finding
                 other.start(name, check=False, settle=3.0)
