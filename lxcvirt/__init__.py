@@ -54,8 +54,8 @@ _LAZY = {
     "spec_from_dict": "load",
     "render": "rendering",
     "check_domain_xml": "validate",
-    "check_file": "validate",
-    "parse_xml": "validate",
+    "check_file": "rendering",
+    "parse_xml": "_xml",
     "Host": "host",
     "Status": "host",
     "DefineResult": "host",
@@ -119,14 +119,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._xml import parse_xml
     from .apply import ApplyResult, plan
     from .autostart import start_all, stop_all
     from .checks import Finding, run_checks
     from .host import DefineResult, Host, RebootResult, Status, StopResult
     from .load import load_spec, load_spec_text, spec_from_dict
-    from .rendering import render
+    from .rendering import check_file, render
     from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
-    from .validate import check_domain_xml, check_file, parse_xml
+    from .validate import check_domain_xml
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from ._cli_common import emit, want_json
+
 
 def _print_item(prefix: str, item: Any, text: str, diff: str) -> None:
     click.echo(f"{prefix}{item.name}: {text}")
@@ -129,7 +131,6 @@ def apply(
     lxcvirt apply -i hosts.toml --host web1 specs/
     """
     from .apply import run
-    from .cli import _emit, _want_json
     from .errors import LxcvirtError
 
     if prune_match is not None and not prune:
@@ -152,8 +153,8 @@ def apply(
     except LxcvirtError:
         click.echo("lxcvirt: apply: nothing was changed", err=True)
         raise
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
     else:
         _print(result, inventory is not None or len(result.plan.hosts) > 1)
     return int(result.exit_code)

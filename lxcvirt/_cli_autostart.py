@@ -7,7 +7,6 @@ Only click and the standard library are imported here; the library loads inside 
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -15,20 +14,12 @@ from typing import Any
 
 import click
 
+from ._cli_common import emit, want_json
+
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
 _SETTING_OPTIONS = ("--enable", "--disable", "--priority", "--time", "--after",
                     "--clear-groups", "--clear-after")
-
-
-def _emit(data: object) -> None:
-    click.echo(json.dumps(data, indent=2))
-
-
-def _want_json(obj: Any, as_json: bool) -> bool:
-    wanted = bool(getattr(obj, "json", False) or as_json)
-    obj.json = wanted
-    return wanted
 
 
 def _settings_line(a: Any) -> str:
@@ -105,8 +96,8 @@ def settings_command(
         groups=() if clear_groups else (groups or None),
         after=() if clear_after else (after or None),
     )
-    if _want_json(obj, as_json):
-        _emit(result.to_dict())
+    if want_json(obj, as_json):
+        emit(result.to_dict())
         return
     click.echo(f"{name}: {_settings_line(result.settings)}")
     if result.libvirt_flag:
@@ -125,8 +116,8 @@ def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: 
     from .autostart import entries, plan
 
     the_plan = plan(entries(obj.host()), groups=groups or None, ignore_auto=ignore_auto)
-    if _want_json(obj, as_json):
-        _emit(the_plan.to_list())
+    if want_json(obj, as_json):
+        emit(the_plan.to_list())
         return
     rows = [("NAME", "PRIORITY", "TIME", "GROUPS", "AFTER", "WAVE")]
     for item in the_plan.to_list():
@@ -155,8 +146,8 @@ def import_command(obj: Any, names: tuple[str, ...], dry_run: bool, as_json: boo
     from .autostart import import_libvirt_autostart
 
     done = import_libvirt_autostart(obj.host(), names or None, dry_run=dry_run)
-    if _want_json(obj, as_json):
-        _emit([d.to_dict() for d in done])
+    if want_json(obj, as_json):
+        emit([d.to_dict() for d in done])
         return
     if not done:
         click.echo("no container has libvirt's autostart flag")
@@ -201,7 +192,7 @@ def with_options(options: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any
 
 def _print_report(report: Any, as_json: bool) -> int:
     if as_json:
-        _emit(report.to_dict())
+        emit(report.to_dict())
     else:
         for note in report.notes:
             click.echo(f"lxcvirt: note: {note}", err=True)
@@ -241,7 +232,7 @@ def start_all_command(
         return None
     from .autostart import DEFAULT_PARALLEL, start_all
 
-    as_json = _want_json(state, as_json)
+    as_json = want_json(state, as_json)
     if boot:
         from .config import load_config
 
@@ -252,7 +243,7 @@ def start_all_command(
             where = cfg.path or "the configuration"
             msg = f"autostart is off in {where} (autostart = false); not starting anything"
             if as_json:
-                _emit({"action": "start", "skipped": True, "reason": msg, "containers": []})
+                emit({"action": "start", "skipped": True, "reason": msg, "containers": []})
             else:
                 click.echo(f"lxcvirt: {msg}")
             return 0
@@ -290,7 +281,7 @@ def stop_all_command(
         return None
     from .autostart import DEFAULT_PARALLEL, stop_all
 
-    as_json = _want_json(state, as_json)
+    as_json = want_json(state, as_json)
     host = state.host()
     report = stop_all(host, groups=groups or None, parallel=parallel or DEFAULT_PARALLEL,
                       timeout=timeout, progress=None if as_json else _progress_for(host))

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from ._cli_common import emit, want_json
+
 _LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "N/A", "ok": "OK"}
 
 
@@ -36,12 +38,11 @@ def check(
     N/A (not checkable: a remote URI, files only root may read), OK.
     """
     from .checks import run_checks
-    from .cli import _emit, _want_json
 
     host = None if root is not None else state.host()
     report = run_checks(host, root=root or "/", spec=spec, probe=not no_probe)
-    if _want_json(state, as_json):
-        _emit(report.to_dict())
+    if want_json(state, as_json):
+        emit(report.to_dict())
         return report.exit_code
     width = max((len(f.check) for f in report.findings), default=0)
     for f in report.findings:

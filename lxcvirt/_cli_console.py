@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ._cli_common import State
+
 
 @click.command()
 @click.argument("name")
@@ -40,7 +42,6 @@ def console(
     lxcvirt console web --send 'uname -a\\n' --expect 'Linux' --timeout 10
     echo 'ps' | lxcvirt console web
     """
-    from .cli import State
     from .console import attach
 
     assert isinstance(state, State)

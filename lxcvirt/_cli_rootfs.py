@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ._cli_common import emit, note, want_json
+
 _BASE_HELP = "Map container ids 0..65535 to host ids N..N+65535 (an unprivileged container)."
 
 
@@ -43,15 +45,14 @@ def create(
     lxcvirt rootfs create debian/bookworm /srv/db --include postgresql --hostname db
     """
     from . import rootfs as _rootfs
-    from .cli import _emit, _note, _want_json
 
     result = _rootfs.create(
         image, dest, include=_packages(include), hostname=hostname, refresh=refresh,
         idmap=None if idmap_base is None else _rootfs.idmap_from_base(idmap_base),
-        on_build=lambda what: _note(f"building {what} (downloads packages: ~20 s)"),
+        on_build=lambda what: note(f"building {what} (downloads packages: ~20 s)"),
     )
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
         return
     how = "from the cache" if result.cache_hit else "built"
     if result.cache_key is None:
@@ -73,14 +74,13 @@ def create(
 def build(state: Any, image: str, include: tuple[str, ...], refresh: bool, as_json: bool) -> None:
     """Build IMAGE into the cache only (e.g. while provisioning), so later creates copy it."""
     from . import rootfs as _rootfs
-    from .cli import _emit, _note, _want_json
 
     key, hit = _rootfs.ensure_cached(
         image, include=_packages(include), refresh=refresh,
-        on_build=lambda what: _note(f"building {what} (downloads packages: ~20 s)"),
+        on_build=lambda what: note(f"building {what} (downloads packages: ~20 s)"),
     )
-    if _want_json(state, as_json):
-        _emit({"image": image, "cache_key": key, "cache_hit": hit})
+    if want_json(state, as_json):
+        emit({"image": image, "cache_key": key, "cache_hit": hit})
     else:
         click.echo(f"{image}: {'already cached' if hit else 'built'} ({key})")
 
@@ -98,11 +98,10 @@ def shift(state: Any, dest: str, idmap_base: int, as_json: bool) -> None:
     shifted before) are left as they are.
     """
     from . import rootfs as _rootfs
-    from .cli import _emit, _want_json
 
     result = _rootfs.shift(dest, _rootfs.idmap_from_base(idmap_base))
-    if _want_json(state, as_json):
-        _emit({"dest": dest, **result.to_dict()})
+    if want_json(state, as_json):
+        emit({"dest": dest, **result.to_dict()})
         return
     click.echo(f"{dest}: {result.entries} entries now owned from host id {idmap_base}")
     if result.caps_dropped:
@@ -115,11 +114,10 @@ def shift(state: Any, dest: str, idmap_base: int, as_json: bool) -> None:
 def images(state: Any, as_json: bool) -> None:
     """List the images lxcvirt can make and the builds in its cache."""
     from . import rootfs as _rootfs
-    from .cli import _emit, _want_json
 
     known = _rootfs.images()
-    if _want_json(state, as_json):
-        _emit([i.to_dict() for i in known])
+    if want_json(state, as_json):
+        emit([i.to_dict() for i in known])
         return
     for info in known:
         if not info.cached:

@@ -149,7 +149,7 @@ class Comparison:
 
 def compare(name: str, stored_xml: str, new_root: Any) -> Comparison:
     """Compare libvirt's stored (inactive) XML with a new, validated definition."""
-    from .validate import parse_xml
+    from ._xml import parse_xml
 
     stored = parse_xml(stored_xml, f"{name} (defined)")
     _normalise(stored)

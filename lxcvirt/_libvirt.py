@@ -153,7 +153,7 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Any:
 
 def lxc_emulator(conn: Any, uri: str) -> str:
     """The LXC emulator (``<os_type>exe</os_type>``) the host's capabilities name."""
-    from .validate import parse_xml
+    from ._xml import parse_xml
 
     caps = call("reading host capabilities", conn.getCapabilities)
     for guest in parse_xml(caps, "capabilities").findall("guest"):

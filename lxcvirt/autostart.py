@@ -101,7 +101,7 @@ def _unqualified_text(root: Any) -> str:
 
 def _read_element(dom: Any, name: str, flags: int) -> Any | None:
     """Our ``<container>`` element (namespaced again), or None when the domain has none."""
-    from .validate import parse_xml
+    from ._xml import parse_xml
 
     try:
         with _libvirt.converted(f"reading the autostart settings of {name}"):
@@ -140,8 +140,8 @@ def get(host: Host, name: str) -> Autostart:
 
 def _write(host: Host, name: str, settings: Autostart | None) -> None:
     """Replace (``None``: remove) our ``<autostart>`` child, keeping anything else ours."""
+    from ._xml import parse_xml
     from .metadata import metadata_xml
-    from .validate import parse_xml
 
     dom = host.domain(name)
     read, write = _flags(dom, name)

@@ -428,8 +428,8 @@ class Checker:
     def _idmap_network(self, spec: Container, layout: str) -> None:
         # Judged on the rendered XML: whether a container gets a network namespace of its
         # own is the template's decision (an <interface>, or <features><privnet/>).
+        from ._xml import parse_xml
         from .rendering import render
-        from .validate import parse_xml
 
         dom = parse_xml(render(spec), f"spec {spec.name}")
         if dom.find("devices/interface") is not None or dom.find("features/privnet") is not None:

@@ -11,58 +11,35 @@ containers did some of it).  Errors are one line on stderr (``lxcvirt: error: ..
 from __future__ import annotations
 
 import functools
-import json
+import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import click
 
 from . import _cli_autostart as _autostart_cli
+from ._cli_apply import apply
+from ._cli_checks import check
+from ._cli_common import (
+    F,
+    State,
+    emit,
+    json_option,
+    note,
+    pass_state,
+    want_json,
+    with_options,
+)
+from ._cli_console import console
+from ._cli_rootfs import rootfs
 from .errors import EXIT_ERROR, LxcvirtError
 
-if TYPE_CHECKING:
-    from .host import Host
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class State:
-    """Global options, passed to commands through click's context object."""
-
-    def __init__(self, uri: str | None) -> None:
-        self.uri = uri
-        self.json = False
-        self._host: Host | None = None
-
-    def host(self, **kwargs: Any) -> Host:
-        from .host import Host
-
-        if self._host is None:
-            self._host = Host(self.uri, **kwargs)
-        return self._host
-
-
-def _emit(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-def _note(message: str) -> None:
-    click.echo(f"lxcvirt: {message}", err=True)
-
-
-pass_state = click.make_pass_decorator(State)
 _MODE_OPTION = click.option(
     "--mode", metavar="METHOD", default=None,
     help="How to ask init: initctl, a signal (SIGTERM, SIGRTMIN+3, ...), restart (reboot "
          "only); default: the spec's [init] setting, else auto.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _want_json(state: State, as_json: bool) -> bool:
-    state.json = state.json or as_json
-    return state.json
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,15 +59,6 @@ def cli(ctx: click.Context, uri: str | None) -> None:
 
 
 # --- specs and validation -------------------------------------------------------------
-
-def _with(options: list[Any]) -> Callable[[F], F]:
-    def deco(fn: F) -> F:
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return deco
-
 
 # A spec can come from flags instead of a file (like virt-install --container): these
 # options build one through lxcvirt.load.spec_from_flags, with a TOML spec's checks.
@@ -122,7 +90,7 @@ def spec_flag_options(fn: F) -> F:
         flags = {k[2:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("f_")}
         return fn(*args, flags=flags, **kwargs)
 
-    return _with(_SPEC_FLAGS)(cast(F, wrapper))
+    return with_options(_SPEC_FLAGS)(cast(F, wrapper))
 
 
 def _source(path: str | None, flags: dict[str, Any]) -> Any:
@@ -167,7 +135,7 @@ def render(
     )
     if rendered.note:
         for line in rendered.note.splitlines():
-            _note(line)
+            note(line)
     click.echo(rendered.xml, nl=False)
 
 
@@ -177,11 +145,11 @@ def render(
 @pass_state
 def validate(state: State, files: Sequence[str], as_json: bool) -> int:
     """Check specs (.toml) and domain XML files; exit 1 when any is invalid."""
-    from .validate import check_files
+    from .rendering import check_files
 
     results = check_files(files)
-    if _want_json(state, as_json):
-        _emit(
+    if want_json(state, as_json):
+        emit(
             [
                 {"file": f, "valid": err is None,
                  "warnings": [w.to_dict() for w in warns]}
@@ -236,8 +204,8 @@ def define(
 ) -> None:
     """Define (or redefine) a container from a spec or domain XML file, or spec flags."""
     result = state.host().define(_source(source, flags), host_emulator=host_emulator)
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
     else:
         _print_define(result, show_diff)
 
@@ -263,8 +231,8 @@ start_options = [
 
 @cli.command()
 @click.argument("name", required=False)
-@_with(start_options)
-@_with(_autostart_cli.START_ALL_OPTIONS)
+@with_options(start_options)
+@with_options(_autostart_cli.START_ALL_OPTIONS)
 @json_option
 @pass_state
 def start(
@@ -281,8 +249,8 @@ def start(
     if rc is not None or name is None:
         return rc
     status = state.host().start(name, check=not no_check, settle=settle, timeout=timeout)
-    if _want_json(state, as_json):
-        _emit(status.to_dict())
+    if want_json(state, as_json):
+        emit(status.to_dict())
     else:
         click.echo(f"{name}: running (id {status.id})")
     return None
@@ -291,7 +259,7 @@ def start(
 @cli.command()
 @click.argument("source", type=click.Path(dir_okay=False, exists=True), required=False)
 @host_emulator_option
-@_with(start_options)
+@with_options(start_options)
 @spec_flag_options
 @json_option
 @pass_state
@@ -318,11 +286,11 @@ def create(
     result, status = host.create(
         src, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout,
     )
-    if _want_json(state, as_json):
+    if want_json(state, as_json):
         out: dict[str, object] = {"define": result.to_dict(), "status": status.to_dict()}
         if built:
             out["rootfs"] = [r.to_dict() for r in built]
-        _emit(out)
+        emit(out)
     else:
         for r in built:
             how = "from the cache" if r.cache_hit else "built"
@@ -340,7 +308,7 @@ def create(
     show_default=True,
     help="Seconds to wait for a graceful shutdown before destroying.",
 )
-@_with(_autostart_cli.STOP_ALL_OPTIONS)
+@with_options(_autostart_cli.STOP_ALL_OPTIONS)
 @_MODE_OPTION
 @json_option
 @pass_state
@@ -362,8 +330,8 @@ def stop(
     if rc is not None or name is None:
         return rc
     result = state.host().stop(name, timeout=timeout, mode=mode)
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
     elif result.method:
         click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method})")
     else:
@@ -385,8 +353,8 @@ def reboot(state: State, name: str, timeout: float, mode: str | None, as_json: b
     gracefully and started again.
     """
     result = state.host().reboot(name, timeout=timeout, mode=mode)
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
     else:
         click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method}), "
                    f"running (id {result.status.id})")
@@ -399,8 +367,8 @@ def reboot(state: State, name: str, timeout: float, mode: str | None, as_json: b
 def destroy(state: State, name: str, as_json: bool) -> None:
     """Stop a container at once."""
     result = state.host().destroy(name)
-    if _want_json(state, as_json):
-        _emit(result.to_dict())
+    if want_json(state, as_json):
+        emit(result.to_dict())
     else:
         click.echo(f"{name}: destroyed")
 
@@ -414,8 +382,8 @@ def destroy(state: State, name: str, as_json: bool) -> None:
 def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool) -> None:
     """Remove a container's definition."""
     state.host().undefine(name, force=force, timeout=timeout)
-    if _want_json(state, as_json):
-        _emit({"name": name, "undefined": True})
+    if want_json(state, as_json):
+        emit({"name": name, "undefined": True})
     else:
         click.echo(f"{name}: undefined")
 
@@ -427,8 +395,8 @@ def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool
 def list_(state: State, all_: bool, as_json: bool) -> None:
     """List containers (running ones; --all for every defined one)."""
     statuses = state.host().list(all=all_)
-    if _want_json(state, as_json):
-        _emit([s.to_dict() for s in statuses])
+    if want_json(state, as_json):
+        emit([s.to_dict() for s in statuses])
         return
     rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART")]
     for s in statuses:
@@ -451,8 +419,8 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
 def status(state: State, name: str, as_json: bool) -> None:
     """Show one container's state, reason, id, memory and autostart settings."""
     s = state.host().status(name)
-    if _want_json(state, as_json):
-        _emit(s.to_dict())
+    if want_json(state, as_json):
+        emit(s.to_dict())
         return
     click.echo(f"name:       {s.name}")
     click.echo(f"uuid:       {s.uuid}")
@@ -513,38 +481,24 @@ def exec_(
 # --- feature commands -----------------------------------------------------------------
 # Larger features keep their (thin) commands in a module of their own, "module:attribute",
 # importing only click at module level so start-up stays fast.
-FEATURE_COMMANDS: list[str] = [
-    "lxcvirt._cli_checks:check",
-    "lxcvirt._cli_apply:apply",
-    "lxcvirt._cli_console:console",
-    "lxcvirt._cli_autostart:autostart",
-    "lxcvirt._cli_rootfs:rootfs",
-]
-
-
-def _register_features() -> None:
-    from importlib import import_module
-
-    for ref in FEATURE_COMMANDS:
-        module, _, attr = ref.partition(":")
-        cli.add_command(getattr(import_module(module), attr))
-
-
-_register_features()
+for _command in (check, apply, console, _autostart_cli.autostart, rootfs):
+    cli.add_command(_command)
 
 
 # --- entry point ----------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; never lets a traceback reach the user for an expected error."""
+    """Run the CLI; never lets a traceback reach the user: expected errors are one line
+    with their exit code, anything else one "internal error" line (the traceback with
+    ``LXCVIRT_DEBUG=1``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    want_json = "--json" in args
+    json_wanted = "--json" in args
     try:
         rv = cli.main(args=args, prog_name="lxcvirt", standalone_mode=False)
     except LxcvirtError as exc:
-        if want_json:
-            _emit(exc.to_dict())
+        if json_wanted:
+            emit(exc.to_dict())
         lines = str(exc).splitlines() or [exc.kind]
         click.echo(f"lxcvirt: error: {lines[0]}", err=True)
         for line in lines[1:]:
@@ -563,6 +517,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("lxcvirt: interrupted", err=True)
         return 130
     except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the one place a bug meets the user
+        if os.environ.get("LXCVIRT_DEBUG"):
+            raise
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if json_wanted:
+            emit({"error": "internal", "message": message})
+        click.echo(f"lxcvirt: internal error: {message} (a bug in lxcvirt; run again with "
+                   "LXCVIRT_DEBUG=1 to see the traceback, and report it)", err=True)
         return EXIT_ERROR
     return rv if isinstance(rv, int) else 0
 

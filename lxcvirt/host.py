@@ -23,6 +23,7 @@ import libvirt
 from . import _libvirt
 from ._initsignals import Plan, check_method, halt_plan, reboot_plan
 from ._proc import init_listens
+from ._xml import parse_xml
 from .errors import (
     AlreadyExists,
     InvalidState,
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .metadata import is_managed, read_autostart, read_init_methods
 from .spec import Autostart, Container
-from .validate import Checked, check_domain_xml, is_spec_path, parse_xml, read_xml_file
+from .validate import Checked, check_domain_xml, is_spec_path, read_xml_file
 
 LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
@@ -263,10 +264,6 @@ class DeathWatch:
 
 
 PreflightHook = Callable[["Host"], None]
-
-
-def _no_preflight(_host: Host) -> None:
-    return None
 
 
 class Host:
@@ -1016,14 +1013,12 @@ def dom_init(dom: Any) -> str:
 
 
 def default_preflight() -> PreflightHook:
-    """The required host checks (filled in by lxcvirt.checks when it is available)."""
-    from importlib import import_module
+    """The required host checks (:func:`lxcvirt.checks.enforce`).
 
-    try:
-        module = import_module(".checks", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.checks":
-            raise  # a broken checks module is a bug to see, not a reason to skip checks
-        return _no_preflight
-    hook: PreflightHook = module.enforce
-    return hook
+    Imported here, at the first start, not with this module: the checks sit below the
+    controller (they know :class:`Host` only as a type), and listing or defining
+    containers does not need them.
+    """
+    from .checks import enforce
+
+    return enforce

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import uuid as _uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,7 +22,9 @@ from pathlib import Path
 import jinja2
 
 from ._resources import resource_dir
+from .errors import Problem, SpecError, XMLError
 from .spec import METADATA_NS, Container
+from .validate import Checked, check_domain_xml, is_spec_path, read_xml_file
 
 #: Namespace for the UUIDv5 of a spec without a uuid of its own.
 UUID_NAMESPACE = _uuid.UUID("5b0f8a1e-3c55-4a3e-9d55-6c7876697274")
@@ -115,9 +117,7 @@ class Rendered:
 
 def _load_spec_file(path: str | Path) -> Container:
     """A spec file, with a sentence for domain XML given where a spec was wanted."""
-    from .errors import SpecError
     from .load import load_spec
-    from .validate import is_spec_path
 
     if not is_spec_path(path):
         with contextlib.suppress(OSError), open(path, "rb") as f:
@@ -187,9 +187,38 @@ def render_file(
         used = offline_emulator(spec)
         note = (note + "\n" if note else "") + f"emulator {used.path or '(none)'}: {used.how}"
     xml = render(spec, emulator=used.path)
-    from .validate import check_domain_xml
 
     # Our profile catches a bad value; libvirt's domain.rng (~50 ms to load) is not needed
     # for what our templates write: tests/test_render.py checks every golden file with it.
     check_domain_xml(xml, label, libvirt_schema=False)
     return Rendered(xml, used, note)
+
+
+# --- files: specs rendered, then validated; XML validated as it is ---------------------
+
+
+def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
+    """Validate a spec (``.toml``) or a domain XML file; specs are rendered first."""
+    from .load import load_spec
+
+    p = Path(path)
+    if is_spec_path(p):
+        spec = load_spec(p)
+        return check_domain_xml(render(spec, emulator=emulator), str(p))
+    return check_domain_xml(read_xml_file(p), str(p))
+
+
+def check_files(
+    paths: Iterable[str | Path],
+) -> list[tuple[str, Exception | None, tuple[Problem, ...]]]:
+    """Validate several files; returns (path, error or None, warnings) for each, never
+    raising for a file's own problems."""
+    results: list[tuple[str, Exception | None, tuple[Problem, ...]]] = []
+    for path in paths:
+        try:
+            checked = check_file(path)
+        except (XMLError, SpecError) as exc:
+            results.append((str(path), exc, ()))
+        else:
+            results.append((str(path), None, checked.warnings))
+    return results

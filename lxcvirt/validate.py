@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,53 +24,14 @@ from typing import Any
 
 from lxml import etree
 
-from ._files import MAX_BYTES, read_capped
+from ._files import read_capped
 from ._resources import resource_dir
-from .errors import Problem, SpecError, ValidationError, XMLError
+from ._xml import hardened_parser, parse_xml
+from .errors import Problem, ValidationError, XMLError
 from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
 PROFILE_SCHEMA = "lxc-domain.rng"
-MAX_XML_BYTES = MAX_BYTES
-
-_DTD_MARKERS = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=False,
-    )
-
-
-def parse_xml(data: str | bytes, source: str = "<xml>") -> Any:
-    """Parse XML text safely; return the root element.  Raises :class:`XMLError`."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    if len(raw) > MAX_XML_BYTES:
-        raise XMLError(f"{source}: larger than {MAX_XML_BYTES // 1024} KiB; not a domain XML file")
-    marker = _DTD_MARKERS.search(raw)
-    if marker:
-        line = raw.count(b"\n", 0, marker.start()) + 1
-        raise XMLError(
-            f"{source}:{line}: <!{marker.group(1).decode().upper()}> is not allowed "
-            "(lxcvirt refuses DTDs and entity declarations; remove it)"
-        )
-    if isinstance(data, str) and raw.lstrip().startswith(b"<?xml"):
-        # lxml refuses str input with an encoding declaration; hand it the bytes.
-        data = raw
-    try:
-        root = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as exc:
-        line = exc.lineno or 1
-        raise XMLError(f"{source}:{line}: not well-formed XML: {exc.msg}") from exc
-    if root is None:
-        raise XMLError(f"{source}: empty document")
-    return root
-
 
 # --- layer 1: checks the grammar cannot express well -----------------------------------
 
@@ -180,7 +141,7 @@ def _semantic(root: Any, source: str) -> Iterator[Problem]:
 @cache
 def _profile_schema() -> Any:
     path = resource_dir("schemas") / PROFILE_SCHEMA
-    return etree.RelaxNG(etree.parse(str(path), _parser()))
+    return etree.RelaxNG(etree.parse(str(path), hardened_parser()))
 
 
 def libvirt_schema_path() -> Path | None:
@@ -196,7 +157,7 @@ def libvirt_schema_path() -> Path | None:
 def _libvirt_schema(path: str) -> Any:
     # domain.rng includes its siblings by relative href; the parser reads them from disk
     # (no network), which is what we want here.
-    return etree.RelaxNG(etree.parse(path, _parser()))
+    return etree.RelaxNG(etree.parse(path, hardened_parser()))
 
 
 _DEVICE_HINT = "the LXC driver takes filesystem, interface, hostdev, disk and console devices"
@@ -306,31 +267,3 @@ def read_xml_file(path: str | Path) -> bytes:
         return read_capped(path)
     except OSError as exc:
         raise XMLError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-
-
-def check_file(path: str | Path, *, emulator: str | None = None) -> Checked:
-    """Validate a spec (``.toml``) or a domain XML file; specs are rendered first."""
-    from .load import load_spec
-    from .rendering import render
-
-    p = Path(path)
-    if is_spec_path(p):
-        spec = load_spec(p)
-        return check_domain_xml(render(spec, emulator=emulator), str(p))
-    return check_domain_xml(read_xml_file(p), str(p))
-
-
-def check_files(
-    paths: Iterable[str | Path],
-) -> list[tuple[str, Exception | None, tuple[Problem, ...]]]:
-    """Validate several files; returns (path, error or None, warnings) for each, never
-    raising for a file's own problems."""
-    results: list[tuple[str, Exception | None, tuple[Problem, ...]]] = []
-    for path in paths:
-        try:
-            checked = check_file(path)
-        except (XMLError, SpecError) as exc:
-            results.append((str(path), exc, ()))
-        else:
-            results.append((str(path), None, checked.warnings))
-    return results

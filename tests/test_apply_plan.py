@@ -9,13 +9,13 @@ import pytest
 
 from lxcvirt import apply as A
 from lxcvirt._compare import compare
+from lxcvirt._xml import parse_xml
 from lxcvirt.errors import ConfigError, SpecError
 from lxcvirt.host import keep_generated
 from lxcvirt.inventory import inventory_from_dict, load_inventory
 from lxcvirt.load import spec_from_dict
 from lxcvirt.rendering import render
 from lxcvirt.spec import Autostart, Container, Filesystem, Init
-from lxcvirt.validate import parse_xml
 
 EMU = "/usr/lib/libvirt/libvirt_lxc"
 

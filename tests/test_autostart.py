@@ -21,11 +21,11 @@ from conftest import STUBBORN_INIT, TERM_INIT, busybox_spec
 from lxml import etree
 
 from lxcvirt import autostart
+from lxcvirt._xml import parse_xml
 from lxcvirt.errors import LockHeld, SpecError
 from lxcvirt.metadata import read_autostart
 from lxcvirt.rendering import render
 from lxcvirt.spec import METADATA_NS, Autostart
-from lxcvirt.validate import parse_xml
 
 pytestmark = pytest.mark.daemon
 

@@ -117,3 +117,25 @@ def test_an_endless_file_is_refused_not_read(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "/dev/zero" in err and ("larger than" in err or "not a regular file" in err)
+
+
+def test_an_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug reaches the user as one "internal error" line and exit 1, never a traceback;
+    LXCVIRT_DEBUG=1 shows the traceback."""
+    import lxcvirt.rendering
+
+    def broken(*_a: object, **_k: object) -> object:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(lxcvirt.rendering, "check_files", broken)
+    monkeypatch.delenv("LXCVIRT_DEBUG", raising=False)
+    assert main(["validate", "x.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lxcvirt: internal error: RuntimeError: boom (a bug in lxcvirt;")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert main(["validate", "--json", "x.toml"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "internal"
+    monkeypatch.setenv("LXCVIRT_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["validate", "x.toml"])

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import DATA
 
+from lxcvirt._xml import parse_xml
 from lxcvirt.errors import SpecError, ValidationError, XMLError
-from lxcvirt.validate import check_domain_xml, check_file, libvirt_schema_path, parse_xml
+from lxcvirt.rendering import check_file
+from lxcvirt.validate import check_domain_xml, libvirt_schema_path
 
 INVALID = DATA / "invalid"
 EXPECTED: dict[str, str] = tomllib.loads((INVALID / "expected.toml").read_text())

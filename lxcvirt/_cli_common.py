@@ -1,0 +1,67 @@
+"""What every ``lxcvirt`` command module shares: the global state passed through click's
+context, JSON and message output, the ``--json`` option.  Imports only click at module
+level, so loading it costs nothing at start-up; the command modules (``cli``, ``_cli_*``)
+import it, and it imports none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from .host import Host
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Global options, passed to commands through click's context object."""
+
+    def __init__(self, uri: str | None) -> None:
+        self.uri = uri
+        self.json = False
+        self._host: Host | None = None
+
+    def host(self, **kwargs: Any) -> Host:
+        from .host import Host
+
+        if self._host is None:
+            self._host = Host(self.uri, **kwargs)
+        return self._host
+
+
+def emit(data: object) -> None:
+    """Print ``data`` as JSON (the ``--json`` output of every command)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def note(message: str) -> None:
+    """A line for the user on stderr, beside the command's own output."""
+    click.echo(f"lxcvirt: {message}", err=True)
+
+
+def want_json(state: Any, as_json: bool) -> bool:
+    """True when JSON was asked for, by this command's ``--json`` or an earlier one;
+    remembered on ``state`` so that an error is printed as JSON too."""
+    wanted = bool(getattr(state, "json", False) or as_json)
+    state.json = wanted
+    return wanted
+
+
+pass_state = click.make_pass_decorator(State)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def with_options(options: list[Any]) -> Callable[[F], F]:
+    """Apply a list of click options (decorators) to a command, in order."""
+
+    def deco(fn: F) -> F:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
