@@ -7,6 +7,7 @@ tree in :mod:`lxcvirt.errors`, and every call site raises the result ``from`` th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -95,6 +96,12 @@ def converted(doing: str) -> Iterator[None]:
 def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
     with converted(doing):
         return fn(*args)
+
+
+def ignored() -> contextlib.suppress:
+    """For best-effort calls (clean-up, optional registrations, state read while a domain
+    may be going away): a libvirt error is dropped, anything else still raised."""
+    return contextlib.suppress(libvirt.libvirtError)
 
 
 # libvirt reports errors on stderr through its default handler as well as raising them;

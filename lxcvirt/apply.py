@@ -30,6 +30,7 @@ from .errors import (
     LxcvirtError,
     NotFound,
     Problem,
+    Refused,
     SpecError,
     StartFailed,
     ValidationError,
@@ -383,13 +384,9 @@ def plan(
                 try:
                     items.append(_plan_one(target, name, src, restart=restart,
                                            host_emulator=host_emulator))
-                except (SpecError, XMLError) as exc:
+                except (SpecError, XMLError, Refused) as exc:
+                    # Refused: e.g. an emulator this host has not
                     problems.extend(_problems(src.path, exc))
-                except LxcvirtError as exc:
-                    if exc.kind in ("refused",):  # e.g. an emulator this host has not
-                        problems.extend(_problems(src.path, exc))
-                    else:
-                        raise
             if prune:
                 keep = {s.name for s in per_host[name]}
                 items.extend(_plan_prune(target, name, keep, prune_match))

@@ -211,8 +211,8 @@ class Session:
         if events & libvirt.VIR_STREAM_EVENT_READABLE:
             while True:
                 try:
-                    data = stream.recv(_CHUNK)
-                except libvirt.libvirtError:
+                    data = _libvirt.call("reading the console", stream.recv, _CHUNK)
+                except LibvirtError:
                     closed = True
                     break
                 if isinstance(data, int):  # -2: nothing more for now
@@ -226,7 +226,7 @@ class Session:
         if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
             closed = True
         if closed:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 stream.eventUpdateCallback(0)  # stop the callback firing until run() acts
             self._stream_closed = True
             self._wake()
@@ -251,7 +251,7 @@ class Session:
 
     def _on_lifecycle(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
         if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 if dom.UUIDString() != self._uuid:
                     return
             self._stopped = True
@@ -268,7 +268,7 @@ class Session:
     def _pass_window_size(self) -> None:
         self._winch = False
         if self._pty_path is None and self.host.is_local:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 self._pty_path = console_pty_path(int(self.dom.ID()))
         if self._pty_path is not None and not copy_window_size(self.stdin, self._pty_path):
             self._pty_path = None  # the container restarted its console; look again next time
@@ -286,18 +286,20 @@ class Session:
         self._gen += 1
         gen = self._gen
         conn = self.conn
-        st = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        doing = f"opening the console of {self.name}"
+        st = _libvirt.call(doing, conn.newStream, libvirt.VIR_STREAM_NONBLOCK)
         try:
-            self.dom.openConsole(None, st, 0)
-            st.eventAddCallback(
-                libvirt.VIR_STREAM_EVENT_READABLE
-                | libvirt.VIR_STREAM_EVENT_ERROR
-                | libvirt.VIR_STREAM_EVENT_HANGUP,
-                self._on_stream,
-                gen,
-            )
-        except libvirt.libvirtError:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.converted(doing):
+                self.dom.openConsole(None, st, 0)
+                st.eventAddCallback(
+                    libvirt.VIR_STREAM_EVENT_READABLE
+                    | libvirt.VIR_STREAM_EVENT_ERROR
+                    | libvirt.VIR_STREAM_EVENT_HANGUP,
+                    self._on_stream,
+                    gen,
+                )
+        except LibvirtError:
+            with _libvirt.ignored():
                 st.abort()
             raise
         self._stream_closed = False
@@ -310,9 +312,9 @@ class Session:
         self._gen += 1
         if st is None:
             return
-        with contextlib.suppress(libvirt.libvirtError):
+        with _libvirt.ignored():
             st.eventRemoveCallback()
-        with contextlib.suppress(libvirt.libvirtError):
+        with _libvirt.ignored():
             st.abort()
 
     def _send(self, data: bytes) -> None:
@@ -323,8 +325,8 @@ class Session:
             if st is None:
                 return  # between streams: keystrokes typed now are dropped
             try:
-                n = st.send(bytes(view))
-            except libvirt.libvirtError:
+                n = _libvirt.call("writing to the console", st.send, bytes(view))
+            except LibvirtError:
                 self._stream_closed = True
                 self._wake()
                 return
@@ -379,10 +381,9 @@ class Session:
             raise
 
     def _conn_alive(self) -> bool:
-        try:
+        with _libvirt.ignored():
             return bool(self.conn.isAlive())
-        except libvirt.libvirtError:
-            return False
+        return False
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake for a signal, a stop event or the daemon going away."""
@@ -419,7 +420,7 @@ class Session:
             attempt += 1
             try:
                 self._open_stream()
-            except libvirt.libvirtError as exc:
+            except LibvirtError as exc:
                 if self._daemon_gone or not self._conn_alive():
                     raise self._gone_end() from exc
                 continue
@@ -500,11 +501,11 @@ class Session:
 
     def _register(self) -> None:
         self._uuid = self.dom.UUIDString()
-        with contextlib.suppress(libvirt.libvirtError):
+        with _libvirt.ignored():
             self._lifecycle_id = self.conn.domainEventRegisterAny(
                 self.dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
             )
-        with contextlib.suppress(libvirt.libvirtError):
+        with _libvirt.ignored():
             # libvirt allows one close callback per connection; when someone else has it,
             # a dead daemon is still noticed through the stream and the state checks.
             self.conn.registerCloseCallback(self._on_close, None)
@@ -512,11 +513,11 @@ class Session:
 
     def _unregister(self) -> None:
         if self._lifecycle_id is not None:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 self.conn.domainEventDeregisterAny(self._lifecycle_id)
             self._lifecycle_id = None
         if self._close_cb:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 self.conn.unregisterCloseCallback()
             self._close_cb = False
 
@@ -529,9 +530,8 @@ class Session:
                 raise InvalidState(f"{self.name} is not running; start it first")
             self._register()
             try:
-                with _libvirt.converted(f"opening the console of {self.name}"):
-                    self._open_stream()
-            except (InvalidState, LibvirtError) as exc:
+                self._open_stream()
+            except LibvirtError as exc:
                 if not self._still_running():
                     raise InvalidState(f"{self.name} is not running; start it first") from exc
                 raise ConsoleError(str(exc)) from exc

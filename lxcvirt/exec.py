@@ -51,8 +51,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import libvirt
-
 from . import _libvirt
 from .errors import ExecFailed, InvalidState, LibvirtError
 
@@ -386,12 +384,12 @@ def run(host: Any, name: str, argv: Sequence[str], *, user: str | None = None,
     except OSError as exc:
         raise InvalidState(f"{name} stopped (its controller process is gone)") from exc
     try:
-        fds = tuple(libvirt_lxc.lxcOpenNamespace(dom, 0) or ())
-    except libvirt.libvirtError as exc:
-        err = _libvirt.convert(exc, f"opening the namespaces of {name}")
-        if not dom.isActive():
+        fds = tuple(_libvirt.call(f"opening the namespaces of {name}",
+                                  libvirt_lxc.lxcOpenNamespace, dom, 0) or ())
+    except LibvirtError as exc:
+        if not _libvirt.call(f"reading the state of {name}", dom.isActive):
             raise InvalidState(f"{name} is not running; start it first") from exc
-        raise err from exc
+        raise
     if not fds:
         raise LibvirtError(f"libvirt gave no namespaces for {name}")
     try:

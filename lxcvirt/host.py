@@ -26,7 +26,9 @@ from ._proc import init_listens
 from ._xml import parse_xml
 from .errors import (
     AlreadyExists,
+    DaemonUnreachable,
     InvalidState,
+    LibvirtError,
     LxcvirtError,
     NotFound,
     Refused,
@@ -223,12 +225,11 @@ class DeathWatch:
         self.stopped: dict[str, float] = {}
         self.cond = threading.Condition()
         self.cb_id: int | None = None
-        try:
+        # Without events (the registration fails) callers still check isActive() at the end.
+        with _libvirt.ignored():
             self.cb_id = host.conn.domainEventRegisterAny(
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None
             )
-        except libvirt.libvirtError:
-            self.cb_id = None  # no events: callers still check isActive() at the end
 
     def _event(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
         if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
@@ -252,7 +253,7 @@ class DeathWatch:
 
     def close(self) -> None:
         if self.cb_id is not None:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 self.host.conn.domainEventDeregisterAny(self.cb_id)
             self.cb_id = None
 
@@ -300,7 +301,7 @@ class Host:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
-                with contextlib.suppress(libvirt.libvirtError):
+                with _libvirt.ignored():
                     self._conn.close()
                 self._conn = None
 
@@ -335,16 +336,11 @@ class Host:
 
     def domain(self, name: str) -> Any:
         """The libvirt domain called ``name`` (or with that UUID)."""
-        try:
-            return self.conn.lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise _libvirt.convert(exc, f"looking up {name}") from exc
+        with contextlib.suppress(NotFound):
+            return _libvirt.call(f"looking up {name}", self.conn.lookupByName, name)
         if re.fullmatch(r"[0-9a-fA-F-]{32,36}", name):
-            try:
+            with _libvirt.ignored():
                 return self.conn.lookupByUUIDString(name)
-            except libvirt.libvirtError:
-                pass
         raise NotFound(
             f"no container named {name!r} on {self.uri} (`lxcvirt list --all` shows the "
             "defined ones)"
@@ -525,17 +521,16 @@ class Host:
 
     def _watch(self, dom: Any) -> tuple[_Lifecycle, int | None]:
         watch = _Lifecycle(dom.UUIDString())
-        try:
+        cb_id = None  # no event support on this connection: the state checks still run
+        with _libvirt.ignored():
             cb_id = self.conn.domainEventRegisterAny(
                 dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, watch.callback, None
             )
-        except libvirt.libvirtError:
-            cb_id = None  # no event support on this connection: the state checks still run
         return watch, cb_id
 
     def _unwatch(self, cb_id: int | None) -> None:
         if cb_id is not None:
-            with contextlib.suppress(libvirt.libvirtError):
+            with _libvirt.ignored():
                 self.conn.domainEventDeregisterAny(cb_id)
 
     def _monitor_lost(self, name: str) -> bool:
@@ -640,13 +635,12 @@ class Host:
         watch, cb_id = self._watch(dom)
         try:
             try:
-                dom.create()
-            except libvirt.libvirtError as exc:
-                err = _libvirt.convert(exc, f"starting {name}")
-                if isinstance(err, (NotFound, InvalidState)) or err.kind == "unreachable":
-                    raise err from exc
+                _libvirt.call("", dom.create)
+            except (NotFound, InvalidState, DaemonUnreachable):
+                raise
+            except LibvirtError as exc:
                 msg = re.sub(r"^internal error: (Timed out while reading log output: )?", "",
-                             exc.get_error_message() or str(exc)).strip()
+                             exc.message).strip()
                 msg = re.sub(r"^Failure in libvirt_lxc startup: ", "", msg)
                 hint = ""
                 if "cannot find init path" in msg:
@@ -654,7 +648,7 @@ class Host:
                 raise StartFailed(
                     f"{name} failed to start: {msg}{hint}",
                     log_tail=self.log_tail(name),
-                    code=exc.get_error_code(),
+                    code=exc.code,
                 ) from exc
 
             def running() -> bool:
@@ -740,26 +734,27 @@ class Host:
         is not yet known"); under load that takes a while and no event says so: ask again.
         """
         while True:
-            failures: list[libvirt.libvirtError] = []
+            failures: list[LibvirtError] = []
             sent = 0
+            doing = f"asking the init of {name}"
             if plan.initctl:
                 try:
-                    dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL)
+                    _libvirt.call(doing, dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL)
                     sent += 1
-                except libvirt.libvirtError as exc:
+                except LibvirtError as exc:
                     failures.append(exc)
             for number in signals:
                 try:
                     # libvirt's signal numbers are Linux's (RT0 is signal 32).
-                    dom.sendProcessSignal(1, number, 0)
+                    _libvirt.call(doing, dom.sendProcessSignal, 1, number, 0)
                     sent += 1
-                except libvirt.libvirtError as exc:
+                except LibvirtError as exc:
                     failures.append(exc)
-            if sent or not failures or not dom.isActive():
+            if sent or not failures or not _libvirt.call(doing, dom.isActive):
                 return None
-            refused = _libvirt.convert(failures[-1], f"asking the init of {name}")
+            refused = failures[-1]
             if not isinstance(refused, (InvalidState, Refused)):
-                raise refused from failures[-1]
+                raise refused
             if "not yet" not in refused.message or time.monotonic() >= deadline:
                 return refused
             time.sleep(0.02)
@@ -831,12 +826,11 @@ class Host:
             return self.conn.lookupByUUIDString(uuid)
 
         def back() -> bool:
-            try:
+            with _libvirt.ignored():  # not found for a moment while libvirt restarts it
                 fresh = current()
                 return bool(fresh.state()[0] == libvirt.VIR_DOMAIN_RUNNING
                             and fresh.ID() not in (-1, old_id))
-            except libvirt.libvirtError:
-                return False
+            return False
 
         watch, cb_id = self._watch(dom)
         try:
@@ -859,10 +853,10 @@ class Host:
 
     def _destroy(self, dom: Any, name: str) -> None:
         try:
-            dom.destroy()
-        except libvirt.libvirtError as exc:
-            if dom.isActive():
-                raise _libvirt.convert(exc, f"destroying {name}") from exc
+            _libvirt.call(f"destroying {name}", dom.destroy)
+        except LibvirtError:
+            if _libvirt.call(f"reading the state of {name}", dom.isActive):
+                raise
 
     def destroy(self, name: str) -> StopResult:
         """Stop at once (libvirt sends SIGTERM, then SIGKILL)."""
@@ -956,10 +950,9 @@ def _leased_ipv4(dom: Any) -> tuple[str, ...]:
     nlmsg len", and there is no guest agent); an error means none are known, never a
     failed listing.
     """
-    try:
+    ifaces = None
+    with _libvirt.ignored():
         ifaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
-    except libvirt.libvirtError:
-        return ()
     found = {
         a["addr"]
         for iface in (ifaces or {}).values()
@@ -983,11 +976,9 @@ def _wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambd
     next_look = time.monotonic() + 0.1
     while True:
         try:
-            fds = libvirt_lxc.lxcOpenNamespace(dom, 0)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
-                return True
-            if not dom.isActive():
+            fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
+        except InvalidState:  # "Init process ID is not yet known"
+            if not _libvirt.call("", dom.isActive):
                 return True  # it died: the caller's state checks report that
             if time.monotonic() >= deadline:
                 return False
@@ -997,6 +988,8 @@ def _wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambd
                 next_look = time.monotonic() + 0.1
             time.sleep(0.01)
             continue
+        except LibvirtError:
+            return True  # e.g. a URI that cannot pass file descriptors: nothing to wait for
         for fd in fds or ():
             os.close(fd)
         return True
@@ -1005,8 +998,9 @@ def _wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambd
 def dom_init(dom: Any) -> str:
     """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
     try:
-        root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), dom.name())
-    except (libvirt.libvirtError, LxcvirtError):
+        xml = _libvirt.call("", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        root = parse_xml(xml, "")
+    except LxcvirtError:
         return ""
     path = (root.findtext("os/init") or "").strip()
     return f" {path}" if path else ""

@@ -89,3 +89,24 @@ def test_the_layers_contract_is_kept() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 kept, 0 broken" in proc.stdout
+
+
+def _ruff(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.fail("ruff is not installed (it is in the dev extras)")
+    return subprocess.run([ruff, "check", "--output-format", "concise", *args], cwd=ROOT,
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_libvirt_errors_are_converted_in_one_module() -> None:
+    """libvirt.libvirtError appears in lxcvirt/_libvirt.py only (ruff's banned-api rule,
+    configured in pyproject.toml); everything else catches lxcvirt's error types."""
+    assert _ruff("--select", "TID251", "lxcvirt").returncode == 0
+    snippet = "import libvirt\n\ntry:\n    pass\nexcept libvirt.libvirtError:\n    pass\n"
+    flagged = _ruff("--select", "TID251", "--stdin-filename", "lxcvirt/new.py", "-",
+                    stdin=snippet)
+    assert flagged.returncode == 1 and "TID251" in flagged.stdout
+    allowed = _ruff("--select", "TID251", "--stdin-filename", "lxcvirt/_libvirt.py", "-",
+                    stdin=snippet)
+    assert allowed.returncode == 0, allowed.stdout
