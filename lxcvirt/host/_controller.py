@@ -1,30 +1,29 @@
-"""The controller: a :class:`Host` bound to one libvirt URI defines, starts, stops and
-undefines containers, and says what state they are in.
+"""The controller: a :class:`Host` bound to one libvirt URI defines, starts, stops, reboots
+and undefines containers, and says what state they are in.
 
-Everything goes through libvirt-python; waits use libvirt's lifecycle events (the default
-event loop runs in a thread, see :mod:`lxcvirt._libvirt`), never fixed sleeps.
+Everything goes through libvirt-python and its errors through :mod:`lxcvirt._libvirt`;
+waits use lifecycle events (:mod:`._events`), never fixed sleeps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import libvirt
 
-from . import _libvirt
-from ._initsignals import Plan, check_method, halt_plan, reboot_plan
-from ._proc import init_listens
-from ._xml import parse_xml
-from .errors import (
+from .. import _libvirt
+from .._initsignals import Plan, check_method, halt_plan, reboot_plan
+from .._proc import init_listens
+from .._xml import parse_xml
+from ..errors import (
     AlreadyExists,
     DaemonUnreachable,
     InvalidState,
@@ -35,9 +34,20 @@ from .errors import (
     SpecError,
     StartFailed,
 )
-from .metadata import is_managed, read_autostart, read_init_methods
-from .spec import Autostart, Container
-from .validate import Checked, check_domain_xml, is_spec_path, read_xml_file
+from ..metadata import is_managed, read_autostart, read_init_methods
+from ..spec import Container
+from ..validate import Checked, check_domain_xml, is_spec_path, read_xml_file
+from ._definitions import definition_diff, keep_generated
+from ._domain import dom_init, leased_ipv4, wait_init_known
+from ._events import _Lifecycle
+from ._status import (
+    DefineResult,
+    RebootResult,
+    Status,
+    StopResult,
+    reason_name,
+    state_name,
+)
 
 LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
@@ -50,219 +60,6 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
 LATER_GRACE = 5.0
 #: How often :meth:`Host.start` starts a container again whose controller libvirtd lost.
 MONITOR_RETRIES = 1
-
-STATE_NAMES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "in shutdown",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
-}
-
-# The reason words virsh prints (virsh-domain-monitor.c), per state.
-_REASONS: dict[int, tuple[str, ...]] = {
-    libvirt.VIR_DOMAIN_RUNNING: (
-        "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
-        "migration canceled", "save canceled", "event wakeup", "crashed", "post-copy",
-        "post-copy failed",
-    ),
-    libvirt.VIR_DOMAIN_SHUTOFF: (
-        "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
-        "from snapshot", "daemon",
-    ),
-    libvirt.VIR_DOMAIN_SHUTDOWN: ("unknown", "user"),
-    libvirt.VIR_DOMAIN_PAUSED: (
-        "unknown", "user", "migrating", "saving", "dumping", "I/O error", "watchdog",
-        "from snapshot", "shutting down", "creating snapshot", "crashed", "starting up",
-        "post-copy", "post-copy failed",
-    ),
-    libvirt.VIR_DOMAIN_CRASHED: ("unknown", "panicked"),
-}
-
-
-def state_name(state: int) -> str:
-    return STATE_NAMES.get(state, f"state {state}")
-
-
-def reason_name(state: int, reason: int) -> str:
-    names = _REASONS.get(state, ("unknown",))
-    return names[reason] if 0 <= reason < len(names) else "unknown"
-
-
-@dataclass(frozen=True)
-class Status:
-    """What ``status`` and ``list`` report for one container."""
-
-    name: str
-    uuid: str
-    state: str
-    reason: str
-    id: int | None
-    memory_kib: int
-    max_memory_kib: int
-    vcpus: int
-    persistent: bool
-    managed: bool
-    autostart: Autostart | None
-    #: IPv4 addresses of a running container, from the DHCP leases of its libvirt networks.
-    ipv4: tuple[str, ...] = ()
-
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    def to_dict(self) -> dict[str, object]:
-        a = self.autostart
-        return {
-            "name": self.name,
-            "uuid": self.uuid,
-            "state": self.state,
-            "reason": self.reason,
-            "id": self.id,
-            "memory_kib": self.memory_kib,
-            "max_memory_kib": self.max_memory_kib,
-            "vcpus": self.vcpus,
-            "persistent": self.persistent,
-            "managed": self.managed,
-            "ipv4": list(self.ipv4),
-            "autostart": None
-            if a is None
-            else {
-                "auto": a.auto,
-                "priority": a.priority,
-                "time": a.time,
-                "groups": list(a.groups),
-                "after": list(a.after),
-            },
-        }
-
-
-@dataclass(frozen=True)
-class DefineResult:
-    name: str
-    action: str  # "created" | "redefined" | "unchanged"
-    diff: str = ""
-    restart_needed: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "action": self.action,
-            "diff": self.diff,
-            "restart_needed": self.restart_needed,
-        }
-
-
-@dataclass(frozen=True)
-class StopResult:
-    name: str
-    how: str  # "already stopped" | "shut down" | "destroyed" | "destroyed after timeout"
-    seconds: float = 0.0
-    #: How init was asked, e.g. "SIGRTMIN+3" or "initctl+SIGTERM" ("" when it was not).
-    method: str = ""
-
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
-                "method": self.method}
-
-
-@dataclass(frozen=True)
-class RebootResult:
-    name: str
-    how: str  # "rebooted" (init asked, libvirt restarted it) | "restarted" (stop + start)
-    seconds: float
-    method: str
-    status: Status
-
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
-                "method": self.method, "status": self.status.to_dict()}
-
-
-@dataclass
-class _Lifecycle:
-    """Collects lifecycle events of one domain while it is registered."""
-
-    uuid: str
-    events: list[int] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def callback(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
-        if dom.UUIDString() != self.uuid:
-            return
-        with self.cond:
-            self.events.append(event)
-            self.cond.notify_all()
-
-    def wait_for(self, wanted: set[int], timeout: float, also: Callable[[], bool]) -> bool:
-        """Wait until one of ``wanted`` arrives or ``also()`` is true, up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                if any(e in wanted for e in self.events) or also():
-                    return True
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                # Re-check ``also`` now and then: an event may have been missed if it
-                # fired before registration.
-                self.cond.wait(min(left, 1.0))
-
-
-class DeathWatch:
-    """Remembers when containers stopped, through one lifecycle callback for all of them.
-
-    libvirt's create() succeeds for an init that exits at once (the daemon notices ~0.2 s
-    later), so commands that start many containers start each with ``settle=0`` and then
-    watch them all in one window here, instead of paying the window per container.
-    """
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.stopped: dict[str, float] = {}
-        self.cond = threading.Condition()
-        self.cb_id: int | None = None
-        # Without events (the registration fails) callers still check isActive() at the end.
-        with _libvirt.ignored():
-            self.cb_id = host.conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None
-            )
-
-    def _event(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
-        if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            with self.cond:
-                self.stopped[dom.name()] = time.monotonic()
-                self.cond.notify_all()
-
-    def died(self, name: str, since: float) -> bool:
-        """True when ``name`` stopped at or after ``since`` (monotonic)."""
-        with self.cond:
-            return self.stopped.get(name, -1.0) >= since
-
-    def wait_window(self, until: float, names: Sequence[tuple[str, float]]) -> None:
-        """Watch until ``until`` (monotonic), or until every ``(name, since)`` has died."""
-        with self.cond:
-            while not all(self.stopped.get(n, -1.0) >= t for n, t in names):
-                left = until - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(left)
-
-    def close(self) -> None:
-        if self.cb_id is not None:
-            with _libvirt.ignored():
-                self.host.conn.domainEventDeregisterAny(self.cb_id)
-            self.cb_id = None
-
-    def __enter__(self) -> DeathWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 PreflightHook = Callable[["Host"], None]
 
@@ -368,7 +165,7 @@ class Host:
         if state == libvirt.VIR_DOMAIN_RUNNING and root.find(
             "devices/interface[@type='network']"
         ) is not None:
-            ipv4 = _leased_ipv4(dom)
+            ipv4 = leased_ipv4(dom)
         return Status(
             name=dom.name(),
             uuid=dom.UUIDString(),
@@ -424,12 +221,12 @@ class Host:
         ):
             path = Path(source)
             if is_spec_path(path):
-                from .load import load_spec
+                from ..load import load_spec
 
                 return self.prepare(load_spec(path), host_emulator=host_emulator)
             return self._prepare_xml(read_xml_file(path), str(path), host_emulator)
         if isinstance(source, Container):
-            from .rendering import render
+            from ..rendering import render
 
             spec = source
             if spec.uuid is None:
@@ -663,7 +460,7 @@ class Host:
                 watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
             if settle > 0 and not stopped():
                 watch.wait_for(stopped_events, settle, stopped)
-            if running() and self.passes_fds and not _wait_init_known(
+            if running() and self.passes_fds and not wait_init_known(
                 dom, began + timeout, lambda: self._monitor_lost(name)
             ):
                 # Seen with 20 starts in parallel (now and then in a test run): libvirtd
@@ -847,7 +644,7 @@ class Host:
             self._unwatch(cb_id)
         fresh = current()
         if self.passes_fds:
-            _wait_init_known(fresh, deadline)
+            wait_init_known(fresh, deadline)
         return RebootResult(name, "rebooted", time.monotonic() - began, plan.describe(),
                             self._status_of(fresh))
 
@@ -878,134 +675,6 @@ class Host:
             _libvirt.call(f"undefining {name}", dom.undefine)
 
 
-def definition_diff(name: str, before: str, after: str) -> str:
-    """A unified diff from the stored definition to the new one, as define and apply show."""
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            f"{name} (defined)",
-            f"{name} (new)",
-        )
-    )
-
-
-def keep_generated(root: Any, defined: str) -> bool:
-    """Fill into ``root`` (a parsed new definition) what libvirt generated for the stored
-    one, where the new XML leaves it out: the <uuid>, interface <mac> addresses, and the
-    default <resource> partition.  True when something was added.
-
-    libvirt invents a random uuid and MACs for XML without them, so the same file defined
-    twice would otherwise be refused (a new uuid under a taken name) or show a MAC change.
-    The first start of a container writes ``<resource><partition>/machine</partition>``
-    into its stored definition; without it here, defining the same spec after a start
-    would report a change that is only libvirt's default.  Used by :meth:`Host.define`
-    and by ``lxcvirt apply`` when it plans.
-    """
-    from lxml import etree
-
-    old = parse_xml(defined, "stored definition")
-    changed = False
-    uuid = old.findtext("uuid")
-    if root.find("uuid") is None and uuid:
-        name = root.find("name")
-        el = etree.Element("uuid")
-        el.text = uuid.strip()
-        el.tail = name.tail if name is not None else None
-        if name is not None:
-            name.addnext(el)
-        else:
-            root.insert(0, el)
-        changed = True
-    new_ifaces = root.findall("devices/interface")
-    old_ifaces = old.findall("devices/interface")
-    for new, prev in zip(new_ifaces, old_ifaces, strict=False):
-        mac = prev.find("mac")
-        if new.find("mac") is None and mac is not None and new.get("type") == prev.get("type"):
-            el = etree.Element("mac", address=mac.get("address", ""))
-            el.tail = new.text
-            new.insert(0, el)
-            changed = True
-    resource = old.find("resource")
-    if (
-        root.find("resource") is None
-        and resource is not None
-        and [(c.tag, (c.text or "").strip()) for c in resource] == [("partition", "/machine")]
-    ):
-        vcpu = root.find("vcpu")
-        el = etree.fromstring(etree.tostring(resource))
-        el.tail = vcpu.tail if vcpu is not None else None
-        if vcpu is not None:
-            vcpu.addnext(el)
-        else:
-            root.append(el)
-        changed = True
-    return changed
-
-
-def _leased_ipv4(dom: Any) -> tuple[str, ...]:
-    """The IPv4 addresses libvirt's networks leased to ``dom`` (DHCP), sorted.
-
-    The lease source is the one the LXC driver answers (ARP failed here with "wrong
-    nlmsg len", and there is no guest agent); an error means none are known, never a
-    failed listing.
-    """
-    ifaces = None
-    with _libvirt.ignored():
-        ifaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
-    found = {
-        a["addr"]
-        for iface in (ifaces or {}).values()
-        for a in iface.get("addrs") or ()
-        if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and a.get("addr")
-    }
-    return tuple(sorted(found, key=lambda ip: tuple(int(p) for p in ip.split("."))))
-
-
-def _wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambda: False) -> bool:
-    """Wait until libvirt knows the container's init pid (it hears it from the
-    libvirt_lxc controller after create() returns); until then shutdown and exec fail
-    with "not yet known".  No event says so: ask for the namespaces (~1 ms) until it
-    answers.  Other answers (remote URIs cannot pass fds) end the wait.  False when the
-    deadline passed with the container running and its init pid still unknown, or when
-    ``lost()`` (asked every 0.1 s) says it never will be."""
-    import os
-
-    import libvirt_lxc
-
-    next_look = time.monotonic() + 0.1
-    while True:
-        try:
-            fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
-        except InvalidState:  # "Init process ID is not yet known"
-            if not _libvirt.call("", dom.isActive):
-                return True  # it died: the caller's state checks report that
-            if time.monotonic() >= deadline:
-                return False
-            if time.monotonic() >= next_look:
-                if lost():
-                    return False
-                next_look = time.monotonic() + 0.1
-            time.sleep(0.01)
-            continue
-        except LibvirtError:
-            return True  # e.g. a URI that cannot pass file descriptors: nothing to wait for
-        for fd in fds or ():
-            os.close(fd)
-        return True
-
-
-def dom_init(dom: Any) -> str:
-    """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
-    try:
-        xml = _libvirt.call("", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
-        root = parse_xml(xml, "")
-    except LxcvirtError:
-        return ""
-    path = (root.findtext("os/init") or "").strip()
-    return f" {path}" if path else ""
-
-
 def default_preflight() -> PreflightHook:
     """The required host checks (:func:`lxcvirt.checks.enforce`).
 
@@ -1013,6 +682,6 @@ def default_preflight() -> PreflightHook:
     controller (they know :class:`Host` only as a type), and listing or defining
     containers does not need them.
     """
-    from .checks import enforce
+    from ..checks import enforce
 
     return enforce

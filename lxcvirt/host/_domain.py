@@ -1,0 +1,77 @@
+"""What a defined or running domain tells beyond its state: DHCP leases, whether libvirt
+knows its init pid yet, its init path."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import libvirt
+
+from .. import _libvirt
+from .._xml import parse_xml
+from ..errors import InvalidState, LibvirtError, LxcvirtError
+
+
+def leased_ipv4(dom: Any) -> tuple[str, ...]:
+    """The IPv4 addresses libvirt's networks leased to ``dom`` (DHCP), sorted.
+
+    The lease source is the one the LXC driver answers (ARP failed here with "wrong
+    nlmsg len", and there is no guest agent); an error means none are known, never a
+    failed listing.
+    """
+    ifaces = None
+    with _libvirt.ignored():
+        ifaces = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+    found = {
+        a["addr"]
+        for iface in (ifaces or {}).values()
+        for a in iface.get("addrs") or ()
+        if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4 and a.get("addr")
+    }
+    return tuple(sorted(found, key=lambda ip: tuple(int(p) for p in ip.split("."))))
+
+
+def wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambda: False) -> bool:
+    """Wait until libvirt knows the container's init pid (it hears it from the
+    libvirt_lxc controller after create() returns); until then shutdown and exec fail
+    with "not yet known".  No event says so: ask for the namespaces (~1 ms) until it
+    answers.  Other answers (remote URIs cannot pass fds) end the wait.  False when the
+    deadline passed with the container running and its init pid still unknown, or when
+    ``lost()`` (asked every 0.1 s) says it never will be."""
+
+    import libvirt_lxc
+
+    next_look = time.monotonic() + 0.1
+    while True:
+        try:
+            fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
+        except InvalidState:  # "Init process ID is not yet known"
+            if not _libvirt.call("", dom.isActive):
+                return True  # it died: the caller's state checks report that
+            if time.monotonic() >= deadline:
+                return False
+            if time.monotonic() >= next_look:
+                if lost():
+                    return False
+                next_look = time.monotonic() + 0.1
+            time.sleep(0.01)
+            continue
+        except LibvirtError:
+            return True  # e.g. a URI that cannot pass file descriptors: nothing to wait for
+        for fd in fds or ():
+            os.close(fd)
+        return True
+
+
+def dom_init(dom: Any) -> str:
+    """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
+    try:
+        xml = _libvirt.call("", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        root = parse_xml(xml, "")
+    except LxcvirtError:
+        return ""
+    path = (root.findtext("os/init") or "").strip()
+    return f" {path}" if path else ""
