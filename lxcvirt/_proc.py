@@ -34,3 +34,30 @@ def init_listens(controller_pid: int) -> int | None:
     except OSError:
         return None
     return listened_mask(status)
+
+
+def local_ipv4(fib_trie: str) -> set[str]:
+    """The IPv4 addresses configured on a network namespace's interfaces, from the text of
+    /proc/PID/net/fib_trie (an address followed by a ``host LOCAL`` route)."""
+    found: set[str] = set()
+    last = ""
+    for line in fib_trie.splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            last = text[4:]
+        elif text.endswith("host LOCAL") and text.startswith("/32") and last:
+            found.add(last)
+    return found
+
+
+def init_ipv4(controller_pid: int) -> set[str] | None:
+    """The IPv4 addresses the container's network namespace has (loopback included), or
+    None when /proc cannot tell."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    try:
+        return local_ipv4(Path(f"/proc/{pid}/net/fib_trie").read_text())
+    except OSError:
+        return None
+

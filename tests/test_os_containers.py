@@ -110,6 +110,15 @@ def test_systemd_boots_gets_an_address_and_stops_gracefully(
     assert status["ipv4"][0] in inside
     listed = json.loads(lxcvirt("list", "--json").stdout)
     assert [s["ipv4"] for s in listed if s["name"] == name] == [status["ipv4"]]
+    # The lease outlives the address (dnsmasq keeps it across restarts): status shows only
+    # what the container has configured.
+    address = status["ipv4"][0]
+    assert lxcvirt("exec", name, "--", "ip", "addr", "del", f"{address}/24",
+                   "dev", "eth0").returncode == 0
+    leases = subprocess.run(["virsh", "-q", "-c", "lxc:///", "domifaddr", name, "--source",
+                             "lease"], capture_output=True, text=True).stdout
+    assert address in leases
+    assert json.loads(lxcvirt("status", "--json", name).stdout)["ipv4"] == []
 
     stop = lxcvirt("stop", "--json", "--timeout", "30", name)
     result = json.loads(stop.stdout)
@@ -178,6 +187,27 @@ def test_no_interface_means_only_lo(host: Any, names: Callable[[str], str],
     devs = lxcvirt("exec", shared, "--", "cat", "/proc/net/dev").stdout
     host_ifaces = sorted(os.listdir("/sys/class/net"))
     assert sorted(line.split(":")[0].strip() for line in devs.splitlines()[2:]) == host_ifaces
+
+
+def test_configured_ipv4_from_fib_trie() -> None:
+    from lxcvirt._proc import local_ipv4
+
+    trie = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 192.168.122.0/24 2 0 2
+        |-- 192.168.122.0
+           /24 link UNICAST
+        |-- 192.168.122.67
+           /32 host LOCAL
+        |-- 192.168.122.255
+           /32 link BROADCAST
+     |-- 127.0.0.1
+        /32 host LOCAL
+"""
+    assert local_ipv4(trie) == {"192.168.122.67", "127.0.0.1"}
+    assert local_ipv4("") == set()
 
 
 def test_validate_warns_about_a_shared_network(tmp_path: Path) -> None:

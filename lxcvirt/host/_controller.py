@@ -21,7 +21,7 @@ import libvirt
 
 from .. import _libvirt
 from .._initsignals import Plan, check_method, halt_plan, reboot_plan
-from .._proc import init_listens
+from .._proc import init_ipv4, init_listens
 from .._xml import parse_xml
 from ..errors import (
     AlreadyExists,
@@ -166,6 +166,11 @@ class Host:
             "devices/interface[@type='network']"
         ) is not None:
             ipv4 = leased_ipv4(dom)
+            # dnsmasq keeps a lease (an hour) across restarts of the same MAC: on a local
+            # daemon show only what the container has really configured by now.
+            configured = init_ipv4(dom_id) if self.is_local and dom_id > 0 else None
+            if configured is not None:
+                ipv4 = tuple(ip for ip in ipv4 if ip in configured)
         return Status(
             name=dom.name(),
             uuid=dom.UUIDString(),
