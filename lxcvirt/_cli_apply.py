@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, want_json
+from ._cli_common import emit, json_flag, want_json
 
 
 def _print_item(prefix: str, item: Any, text: str, diff: str) -> None:
@@ -100,7 +100,7 @@ def _print(result: Any, many_hosts: bool) -> None:
     show_default=True,
     help="Seconds to wait for a graceful stop before destroying.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the plan and results as JSON.")
+@json_flag("Print the plan and results as JSON.")
 @click.pass_obj
 def apply(
     state: Any,

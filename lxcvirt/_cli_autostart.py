@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, want_json
+from ._cli_common import emit, json_option, want_json
 
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
@@ -77,7 +77,7 @@ def autostart() -> None:
 @click.option("--after", "after", multiple=True, metavar="NAME",
               help="Start only after NAME (repeat; replaces the list).")
 @click.option("--clear-after", is_flag=True, help="Follow no other container.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def settings_command(
     obj: Any, name: str, auto: bool | None, priority: int | None, time_: int | None,
@@ -109,7 +109,7 @@ def settings_command(
 @click.option("--group", "groups", multiple=True, metavar="G",
               help="Only group G (repeat: in this order; '' = no group).")
 @click.option("--ignore-auto", is_flag=True, help="Include containers with auto off.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: bool) -> None:
     """The order `start --all` would use: name, priority, time, groups, after."""
@@ -135,7 +135,7 @@ def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: 
 @autostart.command(name="import")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def import_command(obj: Any, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Take over containers that have libvirt's own autostart flag.

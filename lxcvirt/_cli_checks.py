@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, want_json
+from ._cli_common import emit, json_option, want_json
 
 _LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "N/A", "ok": "OK"}
 
@@ -25,7 +25,7 @@ _LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "N/A", "ok": "OK"}
 )
 @click.option("--no-probe", is_flag=True, help="Do not create probe cgroups.")
 @click.option("--problems", is_flag=True, help="Print only what is not ok.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def check(
     state: Any, spec: str | None, root: str | None, no_probe: bool, problems: bool,

@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class State:
     """Global options, passed to commands through click's context object."""
 
-    def __init__(self, uri: str | None) -> None:
+    def __init__(self, uri: str | None = None) -> None:
         self.uri = uri
         self.json = False
         self._host: Host | None = None
@@ -53,7 +53,23 @@ def want_json(state: Any, as_json: bool) -> bool:
 
 
 pass_state = click.make_pass_decorator(State)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # Noted while the arguments are parsed, before the command runs: an error the command
+    # raises is then printed as JSON too (cli.main looks at the state, not at argv).
+    state = ctx.find_object(State)
+    if value and state is not None:
+        state.json = True
+    return value
+
+
+def json_flag(help: str = "Print JSON for scripts.") -> Callable[[F], F]:
+    """The ``--json`` option (the command gets it as ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help, callback=_remember_json)
+
+
+json_option = json_flag()
 
 
 def with_options(options: list[Any]) -> Callable[[F], F]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, note, want_json
+from ._cli_common import emit, json_option, note, want_json
 
 _BASE_HELP = "Map container ids 0..65535 to host ids N..N+65535 (an unprivileged container)."
 
@@ -28,7 +28,7 @@ def rootfs() -> None:
 @click.option("--hostname", metavar="NAME", help="The container's hostname (default: DIR's name).")
 @click.option("--refresh", is_flag=True, help="Rebuild the cached tree first.")
 @click.option("--idmap-base", type=click.IntRange(min=1), metavar="N", help=_BASE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def create(
     state: Any, image: str, dest: str, include: tuple[str, ...], hostname: str | None,
@@ -69,7 +69,7 @@ def create(
 @click.argument("image")
 @click.option("--include", multiple=True, metavar="PKG,...", help="Extra Debian packages.")
 @click.option("--refresh", is_flag=True, help="Rebuild even when it is cached.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def build(state: Any, image: str, include: tuple[str, ...], refresh: bool, as_json: bool) -> None:
     """Build IMAGE into the cache only (e.g. while provisioning), so later creates copy it."""
@@ -89,7 +89,7 @@ def build(state: Any, image: str, include: tuple[str, ...], refresh: bool, as_js
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, exists=True))
 @click.option("--idmap-base", type=click.IntRange(min=1), metavar="N", required=True,
               help=_BASE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def shift(state: Any, dest: str, idmap_base: int, as_json: bool) -> None:
     """Hand the existing root DIR to an idmap: ids 0..65535 become N..N+65535.
@@ -109,7 +109,7 @@ def shift(state: Any, dest: str, idmap_base: int, as_json: bool) -> None:
 
 
 @rootfs.command(name="images")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @click.pass_obj
 def images(state: Any, as_json: bool) -> None:
     """List the images lxcvirt can make and the builds in its cache."""

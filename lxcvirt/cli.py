@@ -55,7 +55,7 @@ _MODE_OPTION = click.option(
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None) -> None:
     """Linux containers through libvirt's LXC driver."""
-    ctx.obj = State(uri)
+    ctx.ensure_object(State).uri = uri
 
 
 # --- specs and validation -------------------------------------------------------------
@@ -493,11 +493,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with their exit code, anything else one "internal error" line (the traceback with
     ``LXCVIRT_DEBUG=1``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    json_wanted = "--json" in args
+    state = State()
     try:
-        rv = cli.main(args=args, prog_name="lxcvirt", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="lxcvirt", standalone_mode=False, obj=state)
     except LxcvirtError as exc:
-        if json_wanted:
+        if state.json:
             emit(exc.to_dict())
         lines = str(exc).splitlines() or [exc.kind]
         click.echo(f"lxcvirt: error: {lines[0]}", err=True)
@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("LXCVIRT_DEBUG"):
             raise
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if json_wanted:
+        if state.json:
             emit({"error": "internal", "message": message})
         click.echo(f"lxcvirt: internal error: {message} (a bug in lxcvirt; run again with "
                    "LXCVIRT_DEBUG=1 to see the traceback, and report it)", err=True)

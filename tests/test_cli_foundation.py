@@ -139,3 +139,15 @@ def test_an_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("LXCVIRT_DEBUG", "1")
     with pytest.raises(RuntimeError, match="boom"):
         main(["validate", "x.toml"])
+
+
+def test_json_errors_follow_the_option_not_argv(
+    libvirt_conn: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error is JSON when the command took --json; a "--json" that is only an argument
+    of the command run inside the container leaves it a line of text."""
+    assert main(["status", "--json", "lxcvirt-test-no-such"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "not-found"
+    assert main(["exec", "lxcvirt-test-no-such", "--", "echo", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("lxcvirt: error: no container named")
