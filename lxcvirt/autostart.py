@@ -37,6 +37,7 @@ import libvirt
 
 from . import _libvirt
 from ._autoplan import Entry, Plan, Wave, find_cycle, plan, settings_dict
+from ._libvirt import Domain
 from .errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -99,7 +100,7 @@ def _unqualified_text(root: Any) -> str:
     return str(etree.tostring(copy, encoding="unicode"))
 
 
-def _read_element(dom: Any, name: str, flags: int) -> Any | None:
+def _read_element(dom: Domain, name: str, flags: int) -> Any | None:
     """Our ``<container>`` element (namespaced again), or None when the domain has none."""
     from ._xml import parse_xml
 
@@ -113,7 +114,7 @@ def _read_element(dom: Any, name: str, flags: int) -> Any | None:
     return _qualify(parse_xml(text, f"{name}: lxcvirt metadata"))
 
 
-def _flags(dom: Any, name: str) -> tuple[int, int]:
+def _flags(dom: Domain, name: str) -> tuple[int, int]:
     """(flags to read with, flags to write with) for this domain's current state."""
     with _libvirt.converted(f"reading the state of {name}"):
         persistent = bool(dom.isPersistent())

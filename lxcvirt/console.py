@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 
@@ -73,6 +73,9 @@ from .errors import (
     LibvirtError,
     NotFound,
 )
+
+if TYPE_CHECKING:
+    from .host import Host
 
 DEFAULT_ESCAPE = "^]"
 #: Pauses between reattach attempts; their number bounds the retries.
@@ -151,7 +154,7 @@ class Session:
 
     def __init__(
         self,
-        host: Any,
+        host: Host,
         name: str,
         *,
         escape: int = 0x1D,
@@ -577,7 +580,7 @@ def _stderr_raw() -> bool:
 
 
 def attach(
-    host: Any,
+    host: Host,
     name: str,
     *,
     escape: str = DEFAULT_ESCAPE,

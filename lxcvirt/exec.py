@@ -49,10 +49,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import _libvirt
 from .errors import ExecFailed, InvalidState, LibvirtError
+
+if TYPE_CHECKING:
+    from .host import Host
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_NOT_FOUND = 127
@@ -350,7 +353,7 @@ def _read_report(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-def run(host: Any, name: str, argv: Sequence[str], *, user: str | None = None,
+def run(host: Host, name: str, argv: Sequence[str], *, user: str | None = None,
         cwd: str | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run ``argv`` inside container ``name`` with our stdio; return its exit status.
 

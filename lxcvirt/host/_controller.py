@@ -21,6 +21,7 @@ import libvirt
 
 from .. import _libvirt
 from .._initsignals import Plan, check_method, halt_plan, reboot_plan
+from .._libvirt import Domain
 from .._proc import init_ipv4, init_listens
 from .._xml import parse_xml
 from ..errors import (
@@ -131,13 +132,14 @@ class Host:
 
     # --- lookups --------------------------------------------------------------------
 
-    def domain(self, name: str) -> Any:
+    def domain(self, name: str) -> Domain:
         """The libvirt domain called ``name`` (or with that UUID)."""
+        conn: _libvirt.Connection = self.conn
         with contextlib.suppress(NotFound):
-            return _libvirt.call(f"looking up {name}", self.conn.lookupByName, name)
+            return _libvirt.call(f"looking up {name}", conn.lookupByName, name)
         if re.fullmatch(r"[0-9a-fA-F-]{32,36}", name):
             with _libvirt.ignored():
-                return self.conn.lookupByUUIDString(name)
+                return conn.lookupByUUIDString(name)
         raise NotFound(
             f"no container named {name!r} on {self.uri} (`lxcvirt list --all` shows the "
             "defined ones)"
@@ -150,7 +152,7 @@ class Host:
             return False
         return True
 
-    def _status_of(self, dom: Any, persistent: bool | None = None) -> Status:
+    def _status_of(self, dom: Domain, persistent: bool | None = None) -> Status:
         # Three calls to the daemon per container (state, info, XML); the id is kept in the
         # domain handle and "active" follows from the state.  list() passes ``persistent``.
         with _libvirt.converted(f"reading the state of {dom.name()}"):
@@ -321,7 +323,7 @@ class Host:
             self._preflight(self)
             self._preflight_done = True
 
-    def _watch(self, dom: Any) -> tuple[_Lifecycle, int | None]:
+    def _watch(self, dom: Domain) -> tuple[_Lifecycle, int | None]:
         watch = _Lifecycle(dom.UUIDString())
         cb_id = None  # no event support on this connection: the state checks still run
         with _libvirt.ignored():
@@ -431,7 +433,7 @@ class Host:
             log_tail=self.log_tail(name),
         )
 
-    def _start_once(self, dom: Any, name: str, settle: float, timeout: float) -> bool:
+    def _start_once(self, dom: Domain, name: str, settle: float, timeout: float) -> bool:
         """One create() and the waits after it; False when libvirtd lost the container's
         controller (it was destroyed again), StartFailed for every other failure."""
         watch, cb_id = self._watch(dom)
@@ -506,7 +508,7 @@ class Host:
         result = self.define(checked.xml)
         return result, self.start(result.name, **start)
 
-    def _init_plan(self, dom: Any, method: str | None, *, reboot: bool) -> Plan:
+    def _init_plan(self, dom: Domain, method: str | None, *, reboot: bool) -> Plan:
         """How to ask this container's init to halt (or reboot): the ``method`` given, or
         the one its definition stores, resolved against what the running init listens for
         (readable on a local daemon only)."""
@@ -527,7 +529,7 @@ class Host:
                 listened = init_listens(controller)
         return (reboot_plan if reboot else halt_plan)(method, listened)
 
-    def _ask_init(self, dom: Any, name: str, plan: Plan, signals: Sequence[int],
+    def _ask_init(self, dom: Domain, name: str, plan: Plan, signals: Sequence[int],
                   deadline: float) -> LxcvirtError | None:
         """Send ``plan``'s initctl request (when it has one) and ``signals`` to init.
 
@@ -623,9 +625,11 @@ class Host:
         uuid = dom.UUIDString()
         deadline = began + timeout
 
-        def current() -> Any:
+        conn: _libvirt.Connection = self.conn
+
+        def current() -> Domain:
             # A domain handle caches its id: look it up again to see the new one.
-            return self.conn.lookupByUUIDString(uuid)
+            return conn.lookupByUUIDString(uuid)
 
         def back() -> bool:
             with _libvirt.ignored():  # not found for a moment while libvirt restarts it
@@ -653,7 +657,7 @@ class Host:
         return RebootResult(name, "rebooted", time.monotonic() - began, plan.describe(),
                             self._status_of(fresh))
 
-    def _destroy(self, dom: Any, name: str) -> None:
+    def _destroy(self, dom: Domain, name: str) -> None:
         try:
             _libvirt.call(f"destroying {name}", dom.destroy)
         except LibvirtError:

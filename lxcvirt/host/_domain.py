@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import libvirt
 
 from .. import _libvirt
+from .._libvirt import Domain
 from .._xml import parse_xml
 from ..errors import InvalidState, LibvirtError, LxcvirtError
 
 
-def leased_ipv4(dom: Any) -> tuple[str, ...]:
+def leased_ipv4(dom: Domain) -> tuple[str, ...]:
     """The IPv4 addresses libvirt's networks leased to ``dom`` (DHCP), sorted.
 
     The lease source is the one the LXC driver answers (ARP failed here with "wrong
@@ -34,7 +34,7 @@ def leased_ipv4(dom: Any) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda ip: tuple(int(p) for p in ip.split("."))))
 
 
-def wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambda: False) -> bool:
+def wait_init_known(dom: Domain, deadline: float, lost: Callable[[], bool] = lambda: False) -> bool:
     """Wait until libvirt knows the container's init pid (it hears it from the
     libvirt_lxc controller after create() returns); until then shutdown and exec fail
     with "not yet known".  No event says so: ask for the namespaces (~1 ms) until it
@@ -66,7 +66,7 @@ def wait_init_known(dom: Any, deadline: float, lost: Callable[[], bool] = lambda
         return True
 
 
-def dom_init(dom: Any) -> str:
+def dom_init(dom: Domain) -> str:
     """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
     try:
         xml = _libvirt.call("", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
