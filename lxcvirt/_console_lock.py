@@ -10,7 +10,6 @@ it to leave.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -18,6 +17,7 @@ import socket
 import time
 from pathlib import Path
 
+from ._pidlock import PidLock
 from .errors import ConsoleError, LockHeld
 
 RUN_DIR = Path("/run/lxcvirt/console")
@@ -29,22 +29,6 @@ def _key(name: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_.+-]{1,64}", name) and not name.startswith("."):
         return name
     return "x-" + hashlib.sha256(name.encode()).hexdigest()[:32]
-
-
-def _lock_holders(inode: int) -> list[int]:
-    """Pids the kernel names as holding a lock on ``inode`` (``/proc/locks``)."""
-    try:
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return []
-    pids = []
-    for line in text.splitlines():
-        f = line.split()
-        # "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" ("->" marks waiters)
-        if len(f) >= 6 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode):
-            with contextlib.suppress(ValueError):
-                pids.append(int(f[4]))
-    return pids
 
 
 class ConsoleLock:
@@ -62,24 +46,26 @@ class ConsoleLock:
         key = _key(name)
         self.path = self.dir / f"{key}.lock"
         self.sock_path = self.dir / f"{key}.sock"
-        self._fd: int | None = None
+        self._lock = PidLock(self.path, mode=0o600, dir_mode=0o700, remove=True)
         self.sock: socket.socket | None = None
 
     def holder(self) -> str:
         """Who holds the lock, for a message: ``pid 123 on /dev/pts/4``."""
-        try:
-            text = self.path.read_text().split()
-            inode = self.path.stat().st_ino
-        except OSError:
+        pid, tty = self._lock.holder()
+        if pid == "?":
             return "another session"
-        pids = _lock_holders(inode)
-        pid = str(pids[0]) if pids else (text[0] if text else "?")
-        where = f" on {text[1]}" if len(text) > 1 and text[0] == pid else ""
-        return f"lxcvirt pid {pid}{where}"
+        return f"lxcvirt pid {pid}" + (f" on {tty}" if tty else "")
+
+    def _try(self) -> bool:
+        try:
+            return self._lock.try_acquire(_tty_name())
+        except OSError as exc:
+            raise ConsoleError(
+                f"cannot create the console lock {self.path}: {exc.strerror or exc}"
+            ) from exc
 
     def acquire(self, *, force: bool = False, wait: float = TAKEOVER_WAIT) -> None:
-        fd = self._lock()
-        if fd is None:
+        if not self._try():
             holder = self.holder()
             if not force:
                 raise LockHeld(
@@ -88,7 +74,7 @@ class ConsoleLock:
                 )
             self._ask_to_leave()
             deadline = time.monotonic() + wait
-            while (fd := self._lock()) is None:
+            while not self._try():
                 if time.monotonic() > deadline:
                     raise LockHeld(
                         f"the console of {self.name} is in use by {holder}, "
@@ -96,8 +82,6 @@ class ConsoleLock:
                     )
                 time.sleep(0.02)
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {_tty_name()}\n".encode(), 0)
             with contextlib.suppress(FileNotFoundError):
                 self.sock_path.unlink()  # a holder that died left it
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -108,37 +92,9 @@ class ConsoleLock:
                 sock.close()
                 raise ConsoleError(f"cannot listen on {self.sock_path}: {exc.strerror}") from exc
         except BaseException:
-            os.close(fd)
+            self._lock.release()
             raise
-        self._fd = fd
         self.sock = sock
-
-    def _lock(self) -> int | None:
-        """flock the lock file; its fd, or None when another session holds it.
-
-        A holder removes the file when it lets go, so a lock won on a file no longer
-        at ``path`` is worth nothing: open the new one and try again.
-        """
-        for _ in range(100):
-            try:
-                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                raise ConsoleError(
-                    f"cannot create the console lock {self.path}: {exc.strerror}"
-                ) from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return None
-            try:
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        raise ConsoleError(f"the console lock {self.path} keeps changing")
 
     def _ask_to_leave(self) -> None:
         # No listener (it is not reading yet): we just wait for the lock.
@@ -163,11 +119,7 @@ class ConsoleLock:
                 self.sock_path.unlink()
             self.sock.close()
             self.sock = None
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()  # while still held: see _lock()
-            os.close(self._fd)  # drops the flock
-            self._fd = None
+        self._lock.release()
 
     def __enter__(self) -> ConsoleLock:
         return self

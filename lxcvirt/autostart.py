@@ -22,7 +22,6 @@ followed to succeed, and skips the follower when it did not.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time as _time
@@ -38,6 +37,7 @@ import libvirt
 from . import _libvirt
 from ._autoplan import Entry, Plan, Wave, find_cycle, plan, settings_dict
 from ._libvirt import Domain
+from ._pidlock import PidLock
 from .errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -257,28 +257,20 @@ def lock_path(path: str | Path | None = None) -> Path:
 def run_lock(path: str | Path | None = None) -> Iterator[Path]:
     """Hold the start-all/stop-all lock (flock: released by the kernel if we die)."""
     where = lock_path(path)
+    lock = PidLock(where, mode=0o644)
     try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        taken = lock.try_acquire()
     except OSError as exc:
-        raise LockHeld(f"cannot open the autostart lock {where}: {exc.strerror}") from exc
+        raise LockHeld(f"cannot open the autostart lock {where}: {exc.strerror or exc}") from exc
+    if not taken:
+        raise LockHeld(
+            f"another `lxcvirt start --all` or `stop --all` is running (pid "
+            f"{lock.holder()[0]}, lock {where}); wait for it to finish"
+        )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise LockHeld(
-                f"another `lxcvirt start --all` or `stop --all` is running (pid {holder}, "
-                f"lock {where}); wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield where
-        finally:
-            os.ftruncate(fd, 0)
+        yield where
     finally:
-        os.close(fd)  # closing drops the flock
+        lock.release()
 
 
 # --- running a plan ------------------------------------------------------------------------
