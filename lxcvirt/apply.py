@@ -36,7 +36,7 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .host import DeathWatch, Host, keep_generated, state_name
+from .host import Host, LifecycleWatch, keep_generated, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .rootfs import ensure_roots, needs_root
@@ -559,7 +559,7 @@ def _act(
                       restart_needed, diff), started
 
 
-def _settle(target: Host, watch: DeathWatch, results: list[ItemResult],
+def _settle(target: Host, watch: LifecycleWatch, results: list[ItemResult],
             started: list[tuple[int, float]], settle: float) -> None:
     """Watch the containers started here, all in one window of ``settle`` seconds after
     the last start: an init that exits at once makes libvirt's create() succeed all the
@@ -587,7 +587,7 @@ def _apply_host(hp: HostPlan, *, check: bool, settle: float, timeout: float) -> 
     target = hp.target
     results: list[ItemResult] = []
     started: list[tuple[int, float]] = []
-    with DeathWatch(target) as watch:
+    with LifecycleWatch(target.conn) as watch:
         for item in hp.items:
             if not item.changed:
                 results.append(

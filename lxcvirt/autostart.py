@@ -49,7 +49,7 @@ from .errors import (
     SpecError,
     XMLError,
 )
-from .host import DeathWatch
+from .host import LifecycleWatch
 from .spec import METADATA_NS, Autostart, check_name
 
 __all__ = [
@@ -408,7 +408,7 @@ def start_all(
         start = starter or (
             lambda n: conns.host().start(n, check=False, settle=0, timeout=timeout)
         )
-        watch = DeathWatch(host)
+        watch = LifecycleWatch(host.conn)
         try:
             outcomes = _run_start(host, the_plan, watch, start, max(1, parallel), settle,
                                   progress)
@@ -419,7 +419,7 @@ def start_all(
 
 
 def _run_start(
-    host: Host, the_plan: Plan, watch: DeathWatch, start: Callable[[str], object],
+    host: Host, the_plan: Plan, watch: LifecycleWatch, start: Callable[[str], object],
     parallel: int, settle: float, progress: Progress | None,
 ) -> tuple[Outcome, ...]:
     jobs: dict[str, _Job] = {}

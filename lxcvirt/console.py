@@ -73,6 +73,7 @@ from .errors import (
     LibvirtError,
     NotFound,
 )
+from .host import LifecycleWatch
 
 if TYPE_CHECKING:
     from .host import Host
@@ -197,7 +198,7 @@ class Session:
         self._got_data = False
         self._writing = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._lifecycle_id: int | None = None
+        self._lifecycle: LifecycleWatch | None = None
         self._close_cb = False
         self.bytes_out = 0
 
@@ -252,11 +253,8 @@ class Session:
             self._matched = True
             self._wake()
 
-    def _on_lifecycle(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+    def _on_lifecycle(self, event: int) -> None:
         if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            with _libvirt.ignored():
-                if dom.UUIDString() != self._uuid:
-                    return
             self._stopped = True
             self._wake()
 
@@ -503,11 +501,7 @@ class Session:
                 signal.signal(s, handler)
 
     def _register(self) -> None:
-        self._uuid = self.dom.UUIDString()
-        with _libvirt.ignored():
-            self._lifecycle_id = self.conn.domainEventRegisterAny(
-                self.dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
-            )
+        self._lifecycle = LifecycleWatch(self.conn, self.dom, on_event=self._on_lifecycle)
         with _libvirt.ignored():
             # libvirt allows one close callback per connection; when someone else has it,
             # a dead daemon is still noticed through the stream and the state checks.
@@ -515,10 +509,9 @@ class Session:
             self._close_cb = True
 
     def _unregister(self) -> None:
-        if self._lifecycle_id is not None:
-            with _libvirt.ignored():
-                self.conn.domainEventDeregisterAny(self._lifecycle_id)
-            self._lifecycle_id = None
+        if self._lifecycle is not None:
+            self._lifecycle.close()
+            self._lifecycle = None
         if self._close_cb:
             with _libvirt.ignored():
                 self.conn.unregisterCloseCallback()

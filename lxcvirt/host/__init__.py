@@ -4,7 +4,7 @@
 
     _controller.py   Host: define, start, stop, reboot, undefine, list, status
     _status.py       state and reason names; Status, DefineResult, StopResult, RebootResult
-    _events.py       waiting by lifecycle events (one domain; DeathWatch for many)
+    _events.py       LifecycleWatch: waiting by lifecycle events (one domain, or many)
     _definitions.py  the definition diff; what libvirt generated, kept on redefinition
     _domain.py       DHCP leases, "is the init pid known yet", the init path
 """
@@ -20,7 +20,7 @@ from ._controller import (
     default_preflight,
 )
 from ._definitions import definition_diff, keep_generated
-from ._events import DeathWatch
+from ._events import LifecycleWatch
 from ._status import (
     DefineResult,
     RebootResult,
@@ -36,9 +36,9 @@ __all__ = [
     "LOCAL_HOSTS",
     "LXC_LOG_DIR",
     "MONITOR_RETRIES",
-    "DeathWatch",
     "DefineResult",
     "Host",
+    "LifecycleWatch",
     "PreflightHook",
     "RebootResult",
     "Status",

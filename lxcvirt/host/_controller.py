@@ -40,7 +40,7 @@ from ..spec import Container
 from ..validate import Checked, check_domain_xml, is_spec_path, read_xml_file
 from ._definitions import definition_diff, keep_generated
 from ._domain import dom_init, leased_ipv4, wait_init_known
-from ._events import _Lifecycle
+from ._events import LifecycleWatch
 from ._status import (
     DefineResult,
     RebootResult,
@@ -323,20 +323,6 @@ class Host:
             self._preflight(self)
             self._preflight_done = True
 
-    def _watch(self, dom: Domain) -> tuple[_Lifecycle, int | None]:
-        watch = _Lifecycle(dom.UUIDString())
-        cb_id = None  # no event support on this connection: the state checks still run
-        with _libvirt.ignored():
-            cb_id = self.conn.domainEventRegisterAny(
-                dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, watch.callback, None
-            )
-        return watch, cb_id
-
-    def _unwatch(self, cb_id: int | None) -> None:
-        if cb_id is not None:
-            with _libvirt.ignored():
-                self.conn.domainEventDeregisterAny(cb_id)
-
     def _monitor_lost(self, name: str) -> bool:
         """libvirtd dropped its monitor connection to the controller of this start: the
         controller logs "End of file while reading data" (local daemons only)."""
@@ -436,8 +422,7 @@ class Host:
     def _start_once(self, dom: Domain, name: str, settle: float, timeout: float) -> bool:
         """One create() and the waits after it; False when libvirtd lost the container's
         controller (it was destroyed again), StartFailed for every other failure."""
-        watch, cb_id = self._watch(dom)
-        try:
+        with LifecycleWatch(self.conn, dom) as watch:
             try:
                 _libvirt.call("", dom.create)
             except (NotFound, InvalidState, DaemonUnreachable):
@@ -492,8 +477,6 @@ class Host:
                     f"{name} did not reach RUNNING within {timeout:g} s; destroyed it",
                     log_tail=self.log_tail(name),
                 )
-        finally:
-            self._unwatch(cb_id)
         return True
 
     def create(
@@ -576,8 +559,7 @@ class Host:
             return StopResult(name, "already stopped")
         plan = self._init_plan(dom, mode, reboot=False)
         method = plan.describe()
-        watch, cb_id = self._watch(dom)
-        try:
+        with LifecycleWatch(self.conn, dom) as watch:
 
             def stopped() -> bool:
                 return not dom.isActive()
@@ -601,8 +583,6 @@ class Host:
             # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
             how = "destroyed" if refused is not None else "destroyed after timeout"
             return StopResult(name, how, time.monotonic() - began, method)
-        finally:
-            self._unwatch(cb_id)
 
     def reboot(self, name: str, *, timeout: float = 60.0, mode: str | None = None) -> RebootResult:
         """Reboot the system inside: a new init, the container running again.
@@ -638,8 +618,7 @@ class Host:
                             and fresh.ID() not in (-1, old_id))
             return False
 
-        watch, cb_id = self._watch(dom)
-        try:
+        with LifecycleWatch(self.conn, dom) as watch:
             refused = self._ask_init(dom, name, plan, plan.signals, deadline)
             if refused is not None:
                 raise refused
@@ -649,8 +628,6 @@ class Host:
                     f"{name} did not come back from its reboot within {timeout:g} s "
                     f"(now: {state}; on_reboot must be 'restart' for libvirt to start it again)"
                 )
-        finally:
-            self._unwatch(cb_id)
         fresh = current()
         if self.passes_fds:
             wait_init_known(fresh, deadline)
