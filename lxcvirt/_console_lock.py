@@ -69,8 +69,8 @@ class ConsoleLock:
             holder = self.holder()
             if not force:
                 raise LockHeld(
-                    f"the console of {self.name} is in use by {holder}; "
-                    f"`lxcvirt console --force {self.name}` takes it over"
+                    f"the console of {self.name} is in use by {holder}",
+                    hint=f"`lxcvirt console --force {self.name}` takes it over",
                 )
             self._ask_to_leave()
             deadline = time.monotonic() + wait

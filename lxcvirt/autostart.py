@@ -264,8 +264,9 @@ def run_lock(path: str | Path | None = None) -> Iterator[Path]:
         raise LockHeld(f"cannot open the autostart lock {where}: {exc.strerror or exc}") from exc
     if not taken:
         raise LockHeld(
-            f"another `lxcvirt start --all` or `stop --all` is running (pid "
-            f"{lock.holder()[0]}, lock {where}); wait for it to finish"
+            f"another run of start_all or stop_all holds the lock (pid "
+            f"{lock.holder()[0]}, lock {where})",
+            hint="another `lxcvirt start --all` or `stop --all` is running; wait for it to finish",
         )
     try:
         yield where

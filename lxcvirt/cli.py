@@ -500,7 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if state.json:
             emit(exc.to_dict())
         lines = str(exc).splitlines() or [exc.kind]
-        click.echo(f"lxcvirt: error: {lines[0]}", err=True)
+        hint = f" ({exc.hint})" if exc.hint else ""
+        click.echo(f"lxcvirt: error: {lines[0]}{hint}", err=True)
         for line in lines[1:]:
             click.echo(line, err=True)
         return exc.exit_code

@@ -43,15 +43,22 @@ class LxcvirtError(Exception):
     exit_code: int = EXIT_ERROR
     kind: str = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
+        #: What to do about it with lxcvirt's command line (``lxcvirt list --all``,
+        #: ``--force``...): the CLI shows it after the message; the library's message
+        #: itself names no command or flag.
+        self.hint = hint
 
     def __str__(self) -> str:
         return self.message
 
     def to_dict(self) -> dict[str, object]:
-        return {"error": self.kind, "message": self.message}
+        out: dict[str, object] = {"error": self.kind, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
 
 
 class SpecError(LxcvirtError):
@@ -134,8 +141,8 @@ class LibvirtError(LxcvirtError):
 
     kind = "libvirt"
 
-    def __init__(self, message: str, *, code: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, code: int | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
         self.code = code
 
 
@@ -164,9 +171,10 @@ class StartFailed(LibvirtError):
 
     kind = "start-failed"
 
-    def __init__(self, message: str, *, log_tail: str = "", code: int | None = None) -> None:
+    def __init__(self, message: str, *, log_tail: str = "", code: int | None = None,
+                 hint: str = "") -> None:
         full = message if not log_tail else f"{message}\n--- container log (tail) ---\n{log_tail}"
-        super().__init__(full, code=code)
+        super().__init__(full, code=code, hint=hint)
         self.log_tail = log_tail
 
 

@@ -140,10 +140,8 @@ class Host:
         if re.fullmatch(r"[0-9a-fA-F-]{32,36}", name):
             with _libvirt.ignored():
                 return conn.lookupByUUIDString(name)
-        raise NotFound(
-            f"no container named {name!r} on {self.uri} (`lxcvirt list --all` shows the "
-            "defined ones)"
-        )
+        raise NotFound(f"no container named {name!r} on {self.uri}",
+                       hint="`lxcvirt list --all` shows the defined ones")
 
     def exists(self, name: str) -> bool:
         try:
@@ -402,7 +400,7 @@ class Host:
             self.preflight()
         dom = self.domain(name)
         if _libvirt.call(f"reading the state of {name}", dom.isActive):
-            raise InvalidState(f"{name} is already running (`lxcvirt stop {name}` first)")
+            raise InvalidState(f"{name} is already running", hint=f"`lxcvirt stop {name}` first")
         with _libvirt.converted(f"reading the XML of {name}"):
             xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         blocker = self.start_blocker(parse_xml(xml, name), name)
@@ -594,7 +592,7 @@ class Host:
         began = time.monotonic()
         dom = self.domain(name)
         if not _libvirt.call(f"reading the state of {name}", dom.isActive):
-            raise InvalidState(f"{name} is not running (`lxcvirt start {name}`)")
+            raise InvalidState(f"{name} is not running", hint=f"`lxcvirt start {name}`")
         plan = self._init_plan(dom, mode, reboot=True)
         if plan.restart:
             self.stop(name, timeout=timeout)
@@ -655,7 +653,8 @@ class Host:
         dom = self.domain(name)
         if dom.isActive():
             if not force:
-                raise InvalidState(f"{name} is running; stop it first, or undefine with --force")
+                raise InvalidState(f"{name} is running; stop it first",
+                                   hint="or undefine with --force")
             self.stop(name, timeout=timeout)
         if dom.isPersistent():
             _libvirt.call(f"undefining {name}", dom.undefine)
