@@ -27,8 +27,6 @@ from lxcvirt.rendering import render
 from lxcvirt.spec import METADATA_NS, Autostart
 from lxcvirt.validate import parse_xml
 
-pytestmark = pytest.mark.daemon
-
 _Q = "{" + METADATA_NS + "}"
 _groups = itertools.count(1)
 #: An init that exits at once: libvirt starts it, then it is gone.

@@ -21,8 +21,6 @@ from lxcvirt.errors import (
 from lxcvirt.host import DEFAULT_SETTLE
 from lxcvirt.spec import Autostart
 
-pytestmark = pytest.mark.daemon
-
 # Containers that are stopped gracefully start with the default settle: it also gives
 # TERM_INIT's shell time to install its SIGTERM trap (a stop sent before that is ignored
 # by PID 1 and ends in a destroy after the timeout).  settle=0 only where we destroy.
