@@ -8,7 +8,8 @@ The ``daemon`` marker is not written by hand: every test whose fixtures (directl
 through other fixtures) include one of ``DAEMON_FIXTURES`` gets it at collection, so
 ``pytest -m "not daemon"`` runs exactly the tests that need no libvirtd.  A test that
 reaches a daemon without a connection object (the CLI in a subprocess, a private daemon
-from tests/plain_daemon.py) asks for ``libvirt_conn`` or ``daemon_uri`` all the same.
+from tests/plain_daemon.py) asks for ``libvirt_conn`` all the same, even unused: that
+is how it is marked, and skipped (or failed under CI) when the daemon is missing.
 
 Every container a test makes is named ``lxcvirt-test-<pid>-<n>-<label>`` through the
 ``names`` fixture and is destroyed and undefined afterwards, pass or fail.  Leftovers of
@@ -43,9 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 #: Fixtures that need the real libvirtd.  Every fixture that opens libvirt (``host``,
-#: ``names``, the test modules' own) depends on ``libvirt_conn``, so its name is found in
-#: ``item.fixturenames``, which is the whole fixture closure of a test.
-DAEMON_FIXTURES = frozenset({"libvirt_conn", "daemon_uri"})
+#: ``names``, the test modules' own, test_remote's second daemon) depends on
+#: ``libvirt_conn``, so its name is found in ``item.fixturenames``, which is the whole
+#: fixture closure of a test.  tests/test_markers.py checks the rule.
+DAEMON_FIXTURES = frozenset({"libvirt_conn"})
 
 
 def needs_daemon(item: pytest.Item) -> bool:
@@ -117,13 +119,6 @@ def libvirt_conn() -> Iterator[Any]:
             _remove(conn, dom.name())
     yield conn
     conn.close()
-
-
-@pytest.fixture
-def daemon_uri(libvirt_conn: Any) -> str:
-    """The test daemon's URI, for tests that reach it without a connection of their own
-    (``lxcvirt -c URI`` in a subprocess or through ``main``); skips like ``libvirt_conn``."""
-    return URI
 
 
 @pytest.fixture
