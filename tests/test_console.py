@@ -504,17 +504,43 @@ def test_interactive_session(start: Callable[..., str], tmux: Tmux, tmp_path: Pa
     _same_terminal(tmp_path)
 
 
+def _pids_running(argv: list[str]) -> list[int]:
+    """Pids, as the host sees them, of the processes whose command line is ``argv``."""
+    want = b"".join(a.encode() + b"\0" for a in argv)
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(entry.path, "cmdline").read_bytes() == want:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _wait_until(cond: Callable[[], Any], what: str, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        if time.monotonic() > deadline:
+            pytest.fail(what)
+        time.sleep(0.05)
+    return value
+
+
 def test_ctrl_c_goes_to_the_container(start: Callable[..., str], tmux: Tmux,
                                       tmp_path: Path) -> None:
     name = start(CTTY_SHELL_INIT, "ctty")
     tmux.type(_console_line(tmp_path, name))
     tmux.wait_for(f"connected to {name}")
-    tmux.type("sleep 100; echo slept")
-    time.sleep(0.3)  # let the shell start sleep (nothing to wait on but the screen)
+    # A duration no other process uses (other tests sleep too), so the container's sleep is
+    # found among the host's processes: ^C goes only once it really runs, since a ^C that
+    # came first would be taken by the shell and leave nothing to interrupt.
+    sleep = ["sleep", str(100_000 + os.getpid())]
+    tmux.type(" ".join(sleep) + "; echo slept")
+    _wait_until(lambda: _pids_running(sleep), f"{sleep} never ran in the container")
     tmux.keys("C-c")
-    tmux.type("echo alive-$((40+2))")
-    tmux.wait_for("alive-42")
-    assert not re.search(r"^slept$", tmux.screen(), re.M)  # sleep was interrupted
+    _wait_until(lambda: not _pids_running(sleep), f"^C did not end {sleep}", timeout=5)
+    tmux.type("echo alive-$((40+2)) after-$?")
+    tmux.wait_for("alive-42 after-130")  # 128 + SIGINT: the sleep died of the ^C
+    assert not re.search(r"^slept$", tmux.screen(), re.M)  # and the line was abandoned
     tmux.keys("C-]")
     tmux.wait_for(r"rc=0\s+(\$ )?ended")
     _same_terminal(tmp_path)
