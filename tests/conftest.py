@@ -50,6 +50,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 DAEMON_FIXTURES = frozenset({"libvirt_conn"})
 
 
+#: A test on a Debian root is slow whatever it does (a copy of the cached tree, most boot
+#: systemd: 8 to 25 s each); other slow tests carry ``slow`` by hand.
+SLOW_FIXTURES = frozenset({"debian_cache"})
+
+
 def needs_daemon(item: pytest.Item) -> bool:
     return not DAEMON_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
@@ -60,6 +65,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if needs_daemon(item):
             item.add_marker(pytest.mark.daemon)
+        if not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -368,7 +368,6 @@ def systemd_spec(name: str, root: Path) -> Container:
                      interfaces=VETH, idmap=IDMAP)
 
 
-@pytest.mark.slow
 def test_systemd_without_the_hook_as_predicted(
     libvirt_conn: Any, debian_root: Callable[..., Path]
 ) -> None:
@@ -424,7 +423,6 @@ def test_systemd_without_the_hook_as_predicted(
     assert NAME_CGROUP.stat().st_uid == 0
 
 
-@pytest.mark.slow
 def test_systemd_boots_in_an_idmap_container(
     host: Any, names: Callable[[str], str], debian_root: Callable[..., Path]
 ) -> None:

@@ -119,6 +119,13 @@ def test_the_marker_is_the_fixture_rule_and_covers_every_way_in() -> None:
     assert [i["id"] for i in items if i["reaches"] and not i["conn"]] == []
 
 
+def test_tests_on_a_debian_root_are_slow() -> None:
+    slow = collect("-m", "slow")
+    assert "tests/test_rootfs.py::test_cached_debian_root" in slow  # no daemon, still slow
+    assert "tests/test_os_containers.py::test_reboot_runs_a_new_init" in slow  # by a fixture
+    assert "tests/test_rootfs.py::test_cold_build_into_an_empty_cache" in slow  # by hand
+
+
 def test_no_module_marks_daemon_by_hand() -> None:
     by_hand = []
     for path in sorted(TESTS.glob("*.py")):
