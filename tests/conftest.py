@@ -4,6 +4,13 @@ Daemon tests run against the real libvirtd on ``$LXCVIRT_TEST_URI`` (default lxc
 When it does not answer they are skipped on a developer's machine and FAIL under
 ``CI=true``: a CI run that skipped them would prove nothing.
 
+The ``daemon`` marker is not written by hand: every test whose fixtures (directly or
+through other fixtures) include one of ``DAEMON_FIXTURES`` gets it at collection, so
+``pytest -m "not daemon"`` runs exactly the tests that need no libvirtd.  A test that
+reaches a daemon without a connection object (the CLI in a subprocess, a private daemon
+from tests/plain_daemon.py) asks for ``libvirt_conn`` all the same, even unused: that
+is how it is marked, and skipped (or failed under CI) when the daemon is missing.
+
 Every container a test makes is named ``lxcvirt-test-<pid>-<n>-<label>`` through the
 ``names`` fixture and is destroyed and undefined afterwards, pass or fail.  Leftovers of
 test processes that died (their pid is gone) are removed at session start.
@@ -34,6 +41,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Rewrite golden files from the current output (review the diff by hand).",
     )
+
+
+#: Fixtures that need the real libvirtd.  Every fixture that opens libvirt (``host``,
+#: ``names``, the test modules' own, test_remote's second daemon) depends on
+#: ``libvirt_conn``, so its name is found in ``item.fixturenames``, which is the whole
+#: fixture closure of a test.  tests/test_markers.py checks the rule.
+DAEMON_FIXTURES = frozenset({"libvirt_conn"})
+
+
+#: A test on a Debian root is slow whatever it does (a copy of the cached tree, most boot
+#: systemd: 8 to 25 s each); other slow tests carry ``slow`` by hand.
+SLOW_FIXTURES = frozenset({"debian_cache"})
+
+
+def needs_daemon(item: pytest.Item) -> bool:
+    return not DAEMON_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Derived, not written by hand: a hand-written marker drifted from what tests really
+    # use (daemon tests left unmarked ran under -m "not daemon", pure ones were skipped).
+    for item in items:
+        if needs_daemon(item):
+            item.add_marker(pytest.mark.daemon)
+        if not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

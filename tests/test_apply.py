@@ -14,8 +14,6 @@ from lxcvirt import apply as A
 from lxcvirt.cli import main
 from lxcvirt.errors import ValidationError
 
-pytestmark = pytest.mark.daemon
-
 
 def toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string

@@ -27,8 +27,6 @@ from lxcvirt.metadata import read_autostart
 from lxcvirt.rendering import render
 from lxcvirt.spec import METADATA_NS, Autostart
 
-pytestmark = pytest.mark.daemon
-
 _Q = "{" + METADATA_NS + "}"
 _groups = itertools.count(1)
 #: An init that exits at once: libvirt starts it, then it is gone.

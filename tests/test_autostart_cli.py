@@ -88,10 +88,6 @@ def test_usage_errors(run: Run, args: list[str], message: str) -> None:
 
 # --- against the daemon --------------------------------------------------------------------
 
-daemon = pytest.mark.daemon
-
-
-@daemon
 def test_set_and_show_settings(run: Run, make: Callable[..., str], group: str) -> None:
     name = make("set", auto=False)
     rc, out, _ = run("autostart", name, "--enable", "--priority", "3", "--time", "2",
@@ -107,13 +103,11 @@ def test_set_and_show_settings(run: Run, make: Callable[..., str], group: str) -
     assert out.strip() == f"{name}: no, priority 3, time 2 s, groups -, after -"
 
 
-@daemon
 def test_unknown_container(run: Run, names: Callable[[str], str]) -> None:
     rc, _, err = run("autostart", names("ghost"), "--enable")
     assert rc == 1 and "no container named" in err
 
 
-@daemon
 def test_list_shows_the_start_order(run: Run, make: Callable[..., str], group: str) -> None:
     low = make("low", 1)
     high = make("high", 9)
@@ -127,7 +121,6 @@ def test_list_shows_the_start_order(run: Run, make: Callable[..., str], group: s
     assert [d["name"] for d in json.loads(out)][1:] == [high, low]
 
 
-@daemon
 def test_start_all_then_stop_all(run: Run, make: Callable[..., str], group: str,
                                  host: Any) -> None:
     a = make("a", 2)
@@ -149,7 +142,6 @@ def test_start_all_then_stop_all(run: Run, make: Callable[..., str], group: str,
     assert (rc, out.strip()) == (0, "nothing to stop")
 
 
-@daemon
 def test_partial_failure_exits_2(run: Run, make: Callable[..., str], group: str) -> None:
     make("good", 1)
     bad = make("bad", 0, init=("/no/such/init",))
@@ -159,7 +151,6 @@ def test_partial_failure_exits_2(run: Run, make: Callable[..., str], group: str)
     assert "1 of 2 containers did not start" in err
 
 
-@daemon
 def test_system_switch_off(run: Run, make: Callable[..., str], group: str, host: Any,
                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = make("boot")
@@ -177,7 +168,6 @@ def test_system_switch_off(run: Run, make: Callable[..., str], group: str, host:
     assert rc == 0 and host.domain(name).isActive()
 
 
-@daemon
 def test_second_run_is_refused_while_the_lock_is_held(
     run: Run, make: Callable[..., str], group: str, host: Any
 ) -> None:
@@ -189,7 +179,6 @@ def test_second_run_is_refused_while_the_lock_is_held(
     assert not host.domain(name).isActive()
 
 
-@daemon
 def test_cycle_exits_1_naming_it(run: Run, host: Any, names: Callable[[str], str],
                                  busybox_root: Path, group: str) -> None:
     a, b = names("x"), names("y")

@@ -183,7 +183,6 @@ def fresh_cache() -> Iterator[None]:
     checks.forget()
 
 
-@pytest.mark.daemon
 def test_daemon_as_set_up_is_ok_and_a_container_starts(
     libvirt_conn: Any, names: Callable[[str], str], busybox_root: Path, fresh_cache: None
 ) -> None:
@@ -202,7 +201,6 @@ def test_daemon_as_set_up_is_ok_and_a_container_starts(
         assert URI in checks._cache
 
 
-@pytest.mark.daemon
 def test_daemon_in_the_plain_host_namespace_fails(libvirt_conn: Any, host: Any) -> None:
     """Simulated from this process's mountinfo: what libvirtd would see started plainly."""
     own = Path("/proc/self/mountinfo").read_text()
@@ -217,7 +215,6 @@ def test_daemon_in_the_plain_host_namespace_fails(libvirt_conn: Any, host: Any) 
     assert "Unable to create directory" in daemon.why and "unshare -m" in daemon.fix
 
 
-@pytest.mark.daemon
 @pytest.mark.slow
 def test_a_plain_second_daemon_fails_as_predicted(
     libvirt_conn: Any, busybox_root: Path, fresh_cache: None
@@ -262,7 +259,6 @@ def test_a_plain_second_daemon_fails_as_predicted(
             host.close()
 
 
-@pytest.mark.daemon
 def test_start_refuses_when_a_required_check_fails(
     libvirt_conn: Any, names: Callable[[str], str], busybox_root: Path, fresh_cache: None
 ) -> None:
@@ -296,7 +292,6 @@ def test_enforce_runs_once_per_process(fresh_cache: None, monkeypatch: pytest.Mo
     assert calls == ["lxc+tcp://fake/"]
 
 
-@pytest.mark.daemon
 def test_remote_uri_file_checks_are_not_checkable(libvirt_conn: Any) -> None:
     from lxcvirt.host import Host
 
@@ -312,7 +307,6 @@ def test_remote_uri_file_checks_are_not_checkable(libvirt_conn: Any) -> None:
     assert report.verdict == "unknown" and report.exit_code == 0
 
 
-@pytest.mark.daemon
 def test_spec_networks_are_checked(libvirt_conn: Any, host: Any, busybox_root: Path) -> None:
     from lxcvirt.spec import Interface
 

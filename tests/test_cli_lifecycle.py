@@ -17,8 +17,6 @@ from conftest import TERM_INIT, URI
 
 from lxcvirt.cli import cli, main
 
-pytestmark = pytest.mark.daemon
-
 
 def invoke(*args: str) -> tuple[int, str, str]:
     """A command that succeeds, in-process (errors go through ``main`` below)."""

@@ -173,7 +173,6 @@ def test_force_gives_up_on_a_holder_that_stays(tmp_path: Path) -> None:
 
 # --- scripted sessions against the daemon ------------------------------------------------
 
-@pytest.mark.daemon
 def test_pipe_mode(start: Callable[..., str], tmp_path: Path) -> None:
     name = start(ECHO_INIT)
     r = lxcvirt("console", name, input="hello\nworld\n")
@@ -182,7 +181,6 @@ def test_pipe_mode(start: Callable[..., str], tmp_path: Path) -> None:
     assert r.stderr == ""
 
 
-@pytest.mark.daemon
 def test_send_and_expect(start: Callable[..., str]) -> None:
     name = start(ECHO_INIT)
     r = lxcvirt("console", name, "--send", r"one\n", "--send", r"two\n",
@@ -195,7 +193,6 @@ def test_send_and_expect(start: Callable[..., str]) -> None:
     assert r.stderr == "lxcvirt: timed out after 1 s waiting for 'got: nothing-like-it'\n"
 
 
-@pytest.mark.daemon
 def test_stopped_and_unknown_containers(host: Any, names: Callable[[str], str],
                                         busybox_root: Path) -> None:
     name = names("stopped")
@@ -232,7 +229,6 @@ def _read(out: Any) -> str:
     return str(out.read().decode(errors="replace"))
 
 
-@pytest.mark.daemon
 def test_console_reopened_by_the_container(start: Callable[..., str], host: Any,
                                            tmp_path: Path) -> None:
     name = start(REOPEN_INIT)
@@ -256,7 +252,6 @@ def test_console_reopened_by_the_container(start: Callable[..., str], host: Any,
             proc.wait()
 
 
-@pytest.mark.daemon
 def test_getty_hangups_keep_the_session(start: Callable[..., str]) -> None:
     name = start(GETTY_INIT)
     proc = subprocess.Popen([*LXCVIRT, "console", name], stdin=subprocess.PIPE,
@@ -305,7 +300,6 @@ class _ReadUntil:
             self.data = self.data[self.data.index(wanted) + len(wanted):]
 
 
-@pytest.mark.daemon
 def test_reattach_after_a_stream_error(start: Callable[..., str], host: Any,
                                        tmp_path: Path) -> None:
     """Break the live libvirt stream under a session: it says so, reattaches, works on."""
@@ -341,7 +335,6 @@ def _wait(cond: Callable[[], bool], timeout: float = 15) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.daemon
 def test_daemon_gone(start: Callable[..., str], tmp_path: Path) -> None:
     """A session over a TCP relay whose connections are cut: "lost the connection", 1."""
     from relay import Relay
@@ -372,7 +365,6 @@ def test_daemon_gone(start: Callable[..., str], tmp_path: Path) -> None:
     assert not any("reattach" in s for s in said), said
 
 
-@pytest.mark.daemon
 def test_container_stopped_in_pipe_mode(start: Callable[..., str], host: Any) -> None:
     name = start(ECHO_INIT)
     proc = subprocess.Popen([*LXCVIRT, "console", name], stdin=subprocess.PIPE,
@@ -393,7 +385,6 @@ def test_container_stopped_in_pipe_mode(start: Callable[..., str], host: Any) ->
             proc.wait()
 
 
-@pytest.mark.daemon
 def test_open_close_cycles_leak_no_descriptors(start: Callable[..., str], host: Any,
                                               tmp_path: Path) -> None:
     name = start(ECHO_INIT)
@@ -492,7 +483,6 @@ def _same_terminal(tmp_path: Path) -> None:
     assert after == before
 
 
-@pytest.mark.daemon
 @pytest.mark.parametrize("escape", [None, "^a"], ids=["default-escape", "escape-ctrl-a"])
 def test_interactive_session(start: Callable[..., str], tmux: Tmux, tmp_path: Path,
                              escape: str | None) -> None:
@@ -514,24 +504,48 @@ def test_interactive_session(start: Callable[..., str], tmux: Tmux, tmp_path: Pa
     _same_terminal(tmp_path)
 
 
-@pytest.mark.daemon
+def _pids_running(argv: list[str]) -> list[int]:
+    """Pids, as the host sees them, of the processes whose command line is ``argv``."""
+    want = b"".join(a.encode() + b"\0" for a in argv)
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(entry.path, "cmdline").read_bytes() == want:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _wait_until(cond: Callable[[], Any], what: str, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        if time.monotonic() > deadline:
+            pytest.fail(what)
+        time.sleep(0.05)
+    return value
+
+
 def test_ctrl_c_goes_to_the_container(start: Callable[..., str], tmux: Tmux,
                                       tmp_path: Path) -> None:
     name = start(CTTY_SHELL_INIT, "ctty")
     tmux.type(_console_line(tmp_path, name))
     tmux.wait_for(f"connected to {name}")
-    tmux.type("sleep 100; echo slept")
-    time.sleep(0.3)  # let the shell start sleep (nothing to wait on but the screen)
+    # A duration no other process uses (other tests sleep too), so the container's sleep is
+    # found among the host's processes: ^C goes only once it really runs, since a ^C that
+    # came first would be taken by the shell and leave nothing to interrupt.
+    sleep = ["sleep", str(100_000 + os.getpid())]
+    tmux.type(" ".join(sleep) + "; echo slept")
+    _wait_until(lambda: _pids_running(sleep), f"{sleep} never ran in the container")
     tmux.keys("C-c")
-    tmux.type("echo alive-$((40+2))")
-    tmux.wait_for("alive-42")
-    assert not re.search(r"^slept$", tmux.screen(), re.M)  # sleep was interrupted
+    _wait_until(lambda: not _pids_running(sleep), f"^C did not end {sleep}", timeout=5)
+    tmux.type("echo alive-$((40+2)) after-$?")
+    tmux.wait_for("alive-42 after-130")  # 128 + SIGINT: the sleep died of the ^C
+    assert not re.search(r"^slept$", tmux.screen(), re.M)  # and the line was abandoned
     tmux.keys("C-]")
     tmux.wait_for(r"rc=0\s+(\$ )?ended")
     _same_terminal(tmp_path)
 
 
-@pytest.mark.daemon
 def test_container_stopped_during_a_session(start: Callable[..., str], host: Any, tmux: Tmux,
                                             tmp_path: Path) -> None:
     name = start(SHELL_INIT)
@@ -546,7 +560,6 @@ def test_container_stopped_during_a_session(start: Callable[..., str], host: Any
     _same_terminal(tmp_path)
 
 
-@pytest.mark.daemon
 def test_sigterm_restores_the_terminal(start: Callable[..., str], tmux: Tmux,
                                        tmp_path: Path) -> None:
     name = start(SHELL_INIT)
@@ -559,7 +572,6 @@ def test_sigterm_restores_the_terminal(start: Callable[..., str], tmux: Tmux,
     _same_terminal(tmp_path)
 
 
-@pytest.mark.daemon
 def test_lock_and_force(start: Callable[..., str], tmux: Tmux, tmp_path: Path) -> None:
     name = start(SHELL_INIT)
     tmux.type(_console_line(tmp_path, name))

@@ -17,8 +17,6 @@ from lxml import etree
 from lxcvirt.metadata import read_autostart
 from lxcvirt.spec import Container, Init
 
-pytestmark = pytest.mark.daemon
-
 GOLDEN = sorted((DATA / "xml").glob("*.xml"))
 
 

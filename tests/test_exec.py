@@ -79,7 +79,6 @@ def test_cgroup_files_cover_every_mounted_hierarchy() -> None:
 
 # --- against the daemon ----------------------------------------------------------------
 
-@pytest.mark.daemon
 def test_exit_codes_env_cwd_and_stdin(running: str) -> None:
     r = lxcvirt("exec", running, "--", "sh", "-c", "exit 3")
     assert r.returncode == 3, r.stderr
@@ -97,7 +96,6 @@ def test_exit_codes_env_cwd_and_stdin(running: str) -> None:
     assert (r.stdout, r.stderr) == ("out\n", "err\n")
 
 
-@pytest.mark.daemon
 def test_ps_sees_only_the_container(running: str) -> None:
     r = lxcvirt("exec", running, "--", "ps", "-o", "pid,args")
     assert r.returncode == 0, r.stderr
@@ -109,7 +107,6 @@ def test_ps_sees_only_the_container(running: str) -> None:
     assert not any("pytest" in args or "lxcvirt" in args for _, args in rows), r.stdout
 
 
-@pytest.mark.daemon
 def test_same_cgroups_and_root_as_init(running: str) -> None:
     r = lxcvirt("exec", running, "--", "sh", "-c",
                 "cat /proc/1/cgroup; echo ---; cat /proc/self/cgroup; echo ---; ls /")
@@ -120,7 +117,6 @@ def test_same_cgroups_and_root_as_init(running: str) -> None:
     assert "usr" not in root.split()  # the busybox root, not the host's
 
 
-@pytest.mark.daemon
 def test_user(running: str, busybox_root: Path) -> None:
     # make_rootfs leaves the root searchable by every uid (pytest's folders are 0700).
     assert busybox_root.stat().st_mode & 0o777 == 0o755
@@ -135,7 +131,6 @@ def test_user(running: str, busybox_root: Path) -> None:
     assert r.stderr.strip() == "lxcvirt: error: no user 'bob' in the container's /etc/passwd"
 
 
-@pytest.mark.daemon
 def test_failures_are_one_clear_line(running: str, host: Any, names: Callable[[str], str],
                                      busybox_root: Path) -> None:
     r = lxcvirt("exec", running, "--", "no-such-command")
@@ -157,7 +152,6 @@ def test_failures_are_one_clear_line(running: str, host: Any, names: Callable[[s
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.daemon
 def test_library_errors(host: Any, running: str, names: Callable[[str], str],
                         busybox_root: Path) -> None:
     from lxcvirt.exec import run
@@ -175,7 +169,6 @@ def test_library_errors(host: Any, running: str, names: Callable[[str], str],
         run(host, running, [])
 
 
-@pytest.mark.daemon
 def test_library_call_returns_the_status(host: Any, running: str,
                                          capfd: pytest.CaptureFixture[str]) -> None:
     from lxcvirt.exec import run
@@ -186,7 +179,6 @@ def test_library_call_returns_the_status(host: Any, running: str,
     assert capfd.readouterr().out.split() == [f"run-{i}" for i in range(5)]
 
 
-@pytest.mark.daemon
 def test_sigterm_is_passed_on(running: str) -> None:
     proc = subprocess.Popen(
         [*LXCVIRT, "exec", running, "--", "sh", "-c",
@@ -206,7 +198,6 @@ def test_sigterm_is_passed_on(running: str) -> None:
     assert out == "got-term\n"
 
 
-@pytest.mark.daemon
 def test_sigpipe_is_default_in_the_command(running: str) -> None:
     # Python ignores SIGPIPE; a command started from it must not inherit that.
     r = lxcvirt("exec", running, "--", "sh", "-c", "grep SigIgn /proc/self/status")

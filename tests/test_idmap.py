@@ -111,7 +111,6 @@ def running(host: Any, names: Callable[[str], str], scratch: Path) -> str:
     return name
 
 
-@pytest.mark.daemon
 def test_exec_runs_as_the_containers_root(host: Any, running: str, scratch: Path) -> None:
     r = lxcvirt("exec", running, "--", "sh", "-c", "id -u; id -g; touch /tmp/made-by-exec")
     assert (r.returncode, r.stdout) == (0, "0\n0\n"), r.stderr
@@ -135,7 +134,6 @@ def test_exec_runs_as_the_containers_root(host: Any, running: str, scratch: Path
         proc.wait()
 
 
-@pytest.mark.daemon
 def test_exec_user_inside_an_idmap_container(running: str, scratch: Path) -> None:
     r = lxcvirt("exec", running, "--user", "nobody", "--", "sh", "-c", "id -u; id -g; echo $HOME")
     assert (r.returncode, r.stdout) == (0, "65534\n65534\n/\n"), r.stderr
@@ -146,7 +144,6 @@ def test_exec_user_inside_an_idmap_container(running: str, scratch: Path) -> Non
     assert r.returncode == 1 and "no user 'bob'" in r.stderr
 
 
-@pytest.mark.daemon
 def test_the_hosts_name_systemd_root_stays_the_hosts(host: Any, running: str) -> None:
     """With the libvirt hook (scripts/host-setup) the container has a name=systemd cgroup of
     its own, handed to its mapped root; without it libvirt 9.0 chowned the hierarchy's root."""
@@ -183,7 +180,6 @@ def check_then_start(host: Any, spec: Container) -> tuple[dict[str, str], StartF
     return idmap_findings(report), None
 
 
-@pytest.mark.daemon
 def test_check_ok_and_it_starts(host: Any, names: Callable[[str], str], scratch: Path) -> None:
     levels, failed = check_then_start(host, idmap_spec(names("ok"), busybox_root(scratch)))
     assert levels == {"idmap.network": "ok", "idmap.userns": "ok", "idmap.root": "ok",
@@ -191,7 +187,6 @@ def test_check_ok_and_it_starts(host: Any, names: Callable[[str], str], scratch:
     assert failed is None
 
 
-@pytest.mark.daemon
 def test_shared_host_network_fails_as_predicted(
     host: Any, names: Callable[[str], str], scratch: Path
 ) -> None:
@@ -219,7 +214,6 @@ def test_shared_host_network_fails_as_predicted(
         host.start(name, check=False)
 
 
-@pytest.mark.daemon
 def test_unshifted_root_fails_as_predicted(
     host: Any, names: Callable[[str], str], scratch: Path
 ) -> None:
@@ -236,7 +230,6 @@ def test_unshifted_root_fails_as_predicted(
     assert levels["idmap.root"] == "ok" and failed is None
 
 
-@pytest.mark.daemon
 def test_root_behind_a_private_folder_fails_as_predicted(
     host: Any, names: Callable[[str], str], scratch: Path
 ) -> None:
@@ -252,7 +245,6 @@ def test_root_behind_a_private_folder_fails_as_predicted(
     assert failed is not None and "Permission denied" in str(failed)
 
 
-@pytest.mark.daemon
 def test_a_root_partly_unshifted_is_a_warning_and_starts(
     host: Any, names: Callable[[str], str], scratch: Path
 ) -> None:
@@ -376,8 +368,6 @@ def systemd_spec(name: str, root: Path) -> Container:
                      interfaces=VETH, idmap=IDMAP)
 
 
-@pytest.mark.daemon
-@pytest.mark.slow
 def test_systemd_without_the_hook_as_predicted(
     libvirt_conn: Any, debian_root: Callable[..., Path]
 ) -> None:
@@ -433,8 +423,6 @@ def test_systemd_without_the_hook_as_predicted(
     assert NAME_CGROUP.stat().st_uid == 0
 
 
-@pytest.mark.daemon
-@pytest.mark.slow
 def test_systemd_boots_in_an_idmap_container(
     host: Any, names: Callable[[str], str], debian_root: Callable[..., Path]
 ) -> None:
@@ -459,7 +447,6 @@ def test_systemd_boots_in_an_idmap_container(
 
 
 
-@pytest.mark.daemon
 @pytest.mark.slow
 def test_idmap_containers_started_at_once(
     host: Any, names: Callable[[str], str], scratch: Path

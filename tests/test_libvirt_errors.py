@@ -86,7 +86,8 @@ def test_converted_chains_the_original() -> None:
 
 # --- what the real daemon raises --------------------------------------------------------
 
-BAD_INIT_XML = """<domain type='lxc'><name>{name}</name><memory>65536</memory>
+#: Well-formed, and valid but for the ``<bogus/>`` device.
+UNKNOWN_ELEMENT_XML = """<domain type='lxc'><name>{name}</name><memory>65536</memory>
 <os><type>exe</type><init>/bin/sh</init></os>
 <devices><console type='pty'/><filesystem type='mount'><source dir='/'/>
 <target dir='/'/></filesystem><bogus/></devices></domain>"""
@@ -128,11 +129,21 @@ def test_daemon_name_taken_is_already_exists(host: Any, names: Any, busybox_root
 
 
 def test_daemon_unknown_element_on_raw_define(libvirt_conn: Any, names: Any) -> None:
-    # lxcvirt validates before defining; straight to libvirt, an unknown device is refused.
+    # lxcvirt validates before defining; straight to libvirt, an unknown device is refused
+    # when libvirt checks its schema (a plain defineXML drops unknown elements silently).
     name = names("rawxml")
-    xml = BAD_INIT_XML.format(name=name).replace("<bogus/>", "<bogus></bogus2>")
-    with pytest.raises(Refused):
-        _libvirt.call("defining", libvirt_conn.defineXML, xml)
+    xml = UNKNOWN_ELEMENT_XML.format(name=name)
+    validate = libvirt.VIR_DOMAIN_DEFINE_VALIDATE
+    with pytest.raises(LibvirtError) as info:
+        _libvirt.call("defining", libvirt_conn.defineXMLFlags, xml, validate)
+    # The schema refused it, not the XML parser (a malformed document is XML_DETAIL).
+    assert info.value.code == libvirt.VIR_ERR_XML_INVALID_SCHEMA, info.value
+    assert "failed to validate against schema" in str(info.value)
+    assert name not in {d.name() for d in libvirt_conn.listAllDomains(0)}
+    # Without <bogus/> the same document passes the same check: the element was the fault.
+    dom = _libvirt.call("defining", libvirt_conn.defineXMLFlags,
+                        xml.replace("<bogus/>", ""), validate)
+    assert dom.name() == name
 
 
 def test_unreachable_daemon() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import busybox_spec
 
-pytestmark = [pytest.mark.daemon, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 COUNT = 20
 

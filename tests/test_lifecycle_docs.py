@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 from conftest import DATA, TEST_PREFIX, URI
 
-pytestmark = pytest.mark.daemon
-
 LXCVIRT = [sys.executable, "-m", "lxcvirt", "-c", URI]
 
 

@@ -15,7 +15,6 @@ from conftest import TERM_INIT
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
-pytestmark = pytest.mark.daemon
 
 
 def test_readme_has_the_examples() -> None:

@@ -28,8 +28,6 @@ from lxcvirt import apply as A
 from lxcvirt.cli import main
 from lxcvirt.host import LOCAL_HOSTS, Host
 
-pytestmark = pytest.mark.daemon
-
 
 @dataclass(frozen=True)
 class Second:

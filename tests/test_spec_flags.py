@@ -103,7 +103,6 @@ def test_flag_usage_errors_are_one_line(
     assert fragment in err and "Traceback" not in err
 
 
-@pytest.mark.daemon
 def test_create_from_flags_runs_on_the_daemon(
     host: Any, names: Callable[[str], str], busybox_root: Path,
     capsys: pytest.CaptureFixture[str],
