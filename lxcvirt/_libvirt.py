@@ -80,6 +80,8 @@ _REFUSED = {
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
     libvirt.VIR_ERR_OPERATION_DENIED,
     libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+    # A definition libvirt's own schema check refused (VIR_DOMAIN_DEFINE_VALIDATE).
+    getattr(libvirt, "VIR_ERR_XML_INVALID_SCHEMA", 92),
 }
 _UNREACHABLE_CODES = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN}
 _UNREACHABLE_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}

@@ -134,7 +134,7 @@ def test_daemon_unknown_element_on_raw_define(libvirt_conn: Any, names: Any) -> 
     name = names("rawxml")
     xml = UNKNOWN_ELEMENT_XML.format(name=name)
     validate = libvirt.VIR_DOMAIN_DEFINE_VALIDATE
-    with pytest.raises(LibvirtError) as info:
+    with pytest.raises(Refused) as info:
         _libvirt.call("defining", libvirt_conn.defineXMLFlags, xml, validate)
     # The schema refused it, not the XML parser (a malformed document is XML_DETAIL).
     assert info.value.code == libvirt.VIR_ERR_XML_INVALID_SCHEMA, info.value
