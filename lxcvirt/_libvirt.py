@@ -185,9 +185,9 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Any:
     except libvirt.libvirtError as exc:
         msg = (exc.get_error_message() or str(exc)).strip()
         raise DaemonUnreachable(
-            f"cannot connect to {uri}: {msg}",
+            f"cannot connect to {uri}: {msg} (is libvirtd running?)",
             code=exc.get_error_code(),
-            hint="is libvirtd running? scripts/host-setup starts it",
+            hint="scripts/host-setup starts it",
         ) from exc
     if conn is None:  # older bindings return None instead of raising
         raise DaemonUnreachable(f"cannot connect to {uri}")
