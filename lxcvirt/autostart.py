@@ -486,8 +486,8 @@ def _run_start(
         if o.result == "started" and (watch.died(name, jobs[name].t_begin)
                                       or not _active(host, name)):
             o = replace(o, result="failed", ok=False, reason=(
-                f"stopped right after it started (its init exited); see the log with "
-                f"`lxcvirt status {name}` or /var/log/libvirt/lxc/{name}.log"))
+                f"stopped right after it started (its init exited); see its log, "
+                f"/var/log/libvirt/lxc/{name}.log"))
         out.append(replace(o, went_on=name in went_on))
     return tuple(out)
 

@@ -742,10 +742,9 @@ def enforce(host: Host) -> None:
             _cache[host.uri] = report
     failing = required_failures(report)
     if failing:
-        more = f" (and {len(failing) - 1} more: run lxcvirt check)" if len(failing) > 1 else ""
-        raise HostError(
-            f"host check failed: {failing[0].message}{more}; --no-check skips the checks"
-        )
+        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+        raise HostError(f"host check failed: {failing[0].message}{more}",
+                        hint="--no-check skips the checks")
 
 
 def forget(uris: Iterable[str] | None = None) -> None:

@@ -66,16 +66,17 @@ class SpecError(LxcvirtError):
 
     kind = "spec"
 
-    def __init__(self, key: str, message: str, *, source: str | None = None) -> None:
+    def __init__(self, key: str, message: str, *, source: str | None = None,
+                 hint: str = "") -> None:
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key}: {message}" if key else f"{where}{message}")
+        super().__init__(f"{where}{key}: {message}" if key else f"{where}{message}", hint=hint)
         self.key = key
         self.detail = message
         self.source = source
 
     def at(self, source: str) -> SpecError:
         """The same error, said of the file ``source``."""
-        return SpecError(self.key, self.detail, source=source)
+        return SpecError(self.key, self.detail, source=source, hint=self.hint)
 
 
 class XMLError(LxcvirtError):

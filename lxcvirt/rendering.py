@@ -124,9 +124,9 @@ def _load_spec_file(path: str | Path) -> Container:
             head = f.read(512)
             if head.lstrip().startswith(b"<"):
                 raise SpecError(
-                    "", "this is XML, and render takes a spec (.toml); domain XML is "
-                    "checked with `lxcvirt validate` and defined as it is with `lxcvirt define`",
-                    source=str(path),
+                    "", "this is XML, and rendering takes a spec (.toml)", source=str(path),
+                    hint="domain XML is checked with `lxcvirt validate` and defined as it is "
+                    "with `lxcvirt define`",
                 )
     return load_spec(path)
 

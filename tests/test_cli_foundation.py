@@ -99,7 +99,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
 def test_render_of_domain_xml_says_what_to_use(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", str(DATA / "xml" / "minimal.xml")]) == 1
     err = capsys.readouterr().err
-    assert "render takes a spec (.toml)" in err and "lxcvirt define" in err
+    assert "rendering takes a spec (.toml)" in err and "lxcvirt define" in err
 
 
 @pytest.mark.parametrize(

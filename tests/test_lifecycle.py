@@ -211,7 +211,7 @@ def test_foreign_emulator_refused_or_rewritten(
     path.write_text(xml.replace(host.emulator(), "/usr/libexec/libvirt_lxc"))
     with pytest.raises(Refused) as info:
         host.define(path)
-    assert host.emulator() in str(info.value) and "--host-emulator" in str(info.value)
+    assert host.emulator() in str(info.value) and "--host-emulator" in info.value.hint
     assert not host.exists(name)
     assert host.define(path, host_emulator=True).action == "created"
     assert f"<emulator>{host.emulator()}</emulator>" in host.dumpxml(name, inactive=True)

@@ -252,8 +252,8 @@ class Host:
             if not host_emulator:
                 raise Refused(
                     f"{source}: emulator {given} is not this host's; the LXC emulator on "
-                    f"{self.uri} is {self.emulator()} (fix <emulator>, or pass --host-emulator "
-                    "to rewrite it)"
+                    f"{self.uri} is {self.emulator()} (fix <emulator>)",
+                    hint="or pass --host-emulator to rewrite it",
                 )
             from lxml import etree
 
@@ -293,8 +293,9 @@ class Host:
             # (or to this one under another uuid); the stored one is untouched.
             raise AlreadyExists(
                 f"{exc}; the existing definition is unchanged (drop <uuid> from the XML, or "
-                "use the one `lxcvirt dumpxml NAME` shows)",
+                "use the stored one)",
                 code=exc.code,
+                hint=f"`lxcvirt dumpxml {name}` shows it",
             ) from exc
         except Refused as exc:
             raise Refused(
@@ -358,7 +359,7 @@ class Host:
                 tdir = tgt.get("dir") or "?"
                 what = "root filesystem" if tdir.rstrip("/") == "" else f"mount for {tdir}"
                 return (f"the {what} source {sdir} does not exist on the host (create it, "
-                        f"or fix <source dir> and redefine; `lxcvirt dumpxml {name}`)")
+                        "or fix <source dir> and redefine)")
         for iface in root.findall("devices/interface"):
             src = iface.find("source")
             if src is None:

@@ -317,8 +317,9 @@ def ensure_roots(spec: Container, *, local: bool) -> list[RootfsResult]:
         if not local:
             raise RootfsError(
                 f"{spec.name}: the root filesystem {fs.source} comes from {fs.image}, and "
-                "lxcvirt builds roots on this machine only; build it on that host "
-                f"(`lxcvirt rootfs create {fs.image} {fs.source}`) and drop `from` here"
+                "lxcvirt builds roots on this machine only; build it on that host and drop "
+                "`from` here",
+                hint=f"`lxcvirt rootfs create {fs.image} {fs.source}` on that host",
             )
         if os.path.lexists(fs.source):
             continue
