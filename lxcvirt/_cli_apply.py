@@ -17,7 +17,6 @@ def _print_item(prefix: str, item: Any, text: str, diff: str) -> None:
 
 def _print(result: Any, many_hosts: bool) -> None:
     by_key = {(r.host, r.name): r for r in result.results}
-    counts = {"changed": 0, "unchanged": 0, "failed": 0}
     for hp in result.plan.hosts:
         prefix = ""
         if many_hosts:
@@ -26,7 +25,6 @@ def _print(result: Any, many_hosts: bool) -> None:
             click.echo(f"host {where}:{failed}")
             prefix = "  "
         if hp.error is not None:
-            counts["failed"] += 1
             continue
         for item in hp.items:
             res = by_key.get((hp.host, item.name))
@@ -35,12 +33,7 @@ def _print(result: Any, many_hosts: bool) -> None:
                 _print_item(prefix, item, text, item.diff)
             else:
                 _print_item(prefix, item, res.describe(), item.diff)
-            if res is not None and not res.ok:
-                counts["failed"] += 1
-            elif item.changed:
-                counts["changed"] += 1
-            else:
-                counts["unchanged"] += 1
+    counts = result.counts()
     if result.dry_run:
         click.echo(
             f"plan: {counts['changed']} to change, {counts['unchanged']} unchanged"

@@ -234,18 +234,17 @@ def start_all_command(
 
     as_json = want_json(state, as_json)
     if boot:
-        from .config import load_config
+        from .autostart import boot_switch
 
-        cfg = load_config(config)
-        for key in cfg.unknown:
-            click.echo(f"lxcvirt: note: {cfg.path}: unknown setting {key!r} ignored", err=True)
-        if not cfg.autostart:
-            where = cfg.path or "the configuration"
-            msg = f"autostart is off in {where} (autostart = false); not starting anything"
+        switch = boot_switch(config)
+        for note in switch.notes:
+            click.echo(f"lxcvirt: note: {note}", err=True)
+        if not switch.allowed:
             if as_json:
-                emit({"action": "start", "skipped": True, "reason": msg, "containers": []})
+                emit({"action": "start", "skipped": True, "reason": switch.reason,
+                      "containers": []})
             else:
-                click.echo(f"lxcvirt: {msg}")
+                click.echo(f"lxcvirt: {switch.reason}")
             return 0
     host = state.host()
     report = start_all(

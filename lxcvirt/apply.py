@@ -477,6 +477,25 @@ class ApplyResult:
 
         return EXIT_OK if self.ok else EXIT_PARTIAL
 
+    def counts(self) -> dict[str, int]:
+        """Containers changed (or to change, in a dry run), unchanged and failed; a host
+        that could not be read counts once as failed."""
+        done = {(r.host, r.name): r for r in self.results}
+        counts = {"changed": 0, "unchanged": 0, "failed": 0}
+        for hp in self.plan.hosts:
+            if hp.error is not None:
+                counts["failed"] += 1
+                continue
+            for item in hp.items:
+                res = done.get((hp.host, item.name))
+                if res is not None and not res.ok:
+                    counts["failed"] += 1
+                elif item.changed:
+                    counts["changed"] += 1
+                else:
+                    counts["unchanged"] += 1
+        return counts
+
     def to_dict(self) -> dict[str, object]:
         by_host: dict[str, list[dict[str, object]]] = {}
         for r in self.results:
@@ -491,6 +510,7 @@ class ApplyResult:
             "changed": self.changed,
             "ok": self.ok,
             "exit_code": self.exit_code,
+            "counts": self.counts(),
             "files": list(self.plan.files),
             "hosts": hosts,
         }

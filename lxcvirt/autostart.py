@@ -53,9 +53,9 @@ from .host import LifecycleWatch
 from .spec import METADATA_NS, Autostart, check_name
 
 __all__ = [
-    "DEFAULT_PARALLEL", "Entry", "Imported", "Outcome", "Plan", "Report", "SetResult", "Wave",
-    "entries", "erase", "find_cycle", "get", "import_libvirt_autostart", "plan", "run_lock",
-    "settings_dict", "start_all", "stop_all", "update",
+    "DEFAULT_PARALLEL", "BootSwitch", "Entry", "Imported", "Outcome", "Plan", "Report",
+    "SetResult", "Wave", "boot_switch", "entries", "erase", "find_cycle", "get",
+    "import_libvirt_autostart", "plan", "run_lock", "settings_dict", "start_all", "stop_all", "update",
 ]
 
 if TYPE_CHECKING:
@@ -244,6 +244,35 @@ def entries(host: Host) -> list[Entry]:
             raise XMLError(f"{dom.name()}: {exc}") from exc
         out.append(Entry(name, settings, running))
     return sorted(out, key=lambda e: e.name)
+
+
+# --- the system switch -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootSwitch:
+    """Whether ``start --all --boot`` may start anything (lxcvirt's configuration file)."""
+
+    allowed: bool
+    #: Why nothing starts, when it is not allowed.
+    reason: str = ""
+    #: Things worth telling about the file (unknown settings, which are ignored).
+    notes: tuple[str, ...] = ()
+
+
+def boot_switch(config: str | Path | None = None) -> BootSwitch:
+    """Read the system switch from ``config`` (default: $LXCVIRT_CONFIG, then
+    /etc/lxcvirt/lxcvirt.conf; a missing default file means on).  ConfigError for a file
+    that is wrong."""
+    from .config import load_config
+
+    cfg = load_config(config)
+    notes = tuple(f"{cfg.path}: unknown setting {key!r} ignored" for key in cfg.unknown)
+    if cfg.autostart:
+        return BootSwitch(True, notes=notes)
+    where = cfg.path or "the configuration"
+    return BootSwitch(False, f"autostart is off in {where} (autostart = false); not "
+                      "starting anything", notes)
 
 
 # --- the lock ------------------------------------------------------------------------------

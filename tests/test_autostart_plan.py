@@ -244,3 +244,16 @@ def test_config_env_and_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         load_config()
     (tmp_path / "missing.conf").write_text("autostart = false\n")
     assert load_config() == Config(False, tmp_path / "missing.conf")
+
+
+def test_boot_switch_is_decided_by_the_library(tmp_path: Path) -> None:
+    from lxcvirt.autostart import boot_switch
+
+    off = tmp_path / "off.conf"
+    off.write_text("autostart = false\ncolour = 'blue'\n")
+    switch = boot_switch(off)
+    assert not switch.allowed and str(off) in switch.reason
+    assert switch.notes == (f"{off}: unknown setting 'colour' ignored",)
+    on = tmp_path / "on.conf"
+    on.write_text("autostart = true\n")
+    assert boot_switch(on).allowed and boot_switch(on).notes == ()
