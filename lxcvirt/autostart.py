@@ -55,7 +55,8 @@ from .spec import METADATA_NS, Autostart, check_name
 __all__ = [
     "DEFAULT_PARALLEL", "BootSwitch", "Entry", "Imported", "Outcome", "Plan", "Report",
     "SetResult", "Wave", "boot_switch", "entries", "erase", "find_cycle", "get",
-    "import_libvirt_autostart", "plan", "run_lock", "settings_dict", "start_all", "stop_all", "update",
+    "import_libvirt_autostart", "plan", "run_lock", "settings_dict", "start_all", "stop_all",
+    "update",
 ]
 
 if TYPE_CHECKING:
