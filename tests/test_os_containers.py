@@ -174,6 +174,20 @@ def test_spec_halt_method_is_used(host: Any, names: Callable[[str], str],
     assert host.stop(name, timeout=1, mode="SIGTERM").how == "destroyed after timeout"
 
 
+def test_a_signal_sent_before_init_listens_is_sent_again(
+    host: Any, names: Callable[[str], str], busybox_root: Path
+) -> None:
+    """The kernel drops a signal a PID namespace's init does not handle yet; stop sends it
+    again once the init listens (here its trap comes 2 s after it started)."""
+    name = names("late")
+    script = "sleep 2; trap 'exit 0' TERM; while :; do sleep 1 & wait; done"
+    host.create(busybox_spec(name, busybox_root, init=("/bin/sh", "-c", script)),
+                check=False, settle=0)
+    result = host.stop(name, timeout=15)
+    assert (result.how, result.method) == ("shut down", "initctl+SIGTERM")
+    assert 1.0 < result.seconds < 8
+
+
 def test_no_interface_means_only_lo(host: Any, names: Callable[[str], str],
                                     busybox_root: Path) -> None:
     private = names("privnet")

@@ -59,6 +59,8 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
 #: Seconds a halt whose init kind was not knowable (remote daemons) waits for the requests
 #: that do not disturb systemd before SIGTERM follows.
 LATER_GRACE = 5.0
+#: How often :meth:`Host.stop` looks whether an init now listens for a signal it missed.
+UNHEARD_POLL = 0.1
 #: How often :meth:`Host.start` starts a container again whose controller libvirtd lost.
 MONITOR_RETRIES = 1
 
@@ -563,17 +565,51 @@ class Host:
             def stopped() -> bool:
                 return not dom.isActive()
 
+            # A signal the init does not handle yet is dropped by the kernel (a PID
+            # namespace's init ignores unhandled signals from outside): a shell init
+            # stopped right after it started may not have run its `trap` yet.  On a local
+            # daemon, such signals are sent again once the init listens for them.
+            unheard: list[int] = []
+
+            def listening() -> int | None:
+                return init_listens(dom.ID()) if self.is_local else None
+
+            def resend_heard() -> bool:
+                mask = listening()
+                if mask is not None:
+                    heard = [s for s in unheard if mask >> (s - 1) & 1]
+                    for number in heard:
+                        unheard.remove(number)
+                        with contextlib.suppress(LibvirtError):
+                            _libvirt.call("", dom.sendProcessSignal, 1, number, 0)
+                return stopped()
+
             def wait(seconds: float) -> bool:
-                return watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STOPPED}, seconds, stopped)
+                until = time.monotonic() + seconds
+                events = {libvirt.VIR_DOMAIN_EVENT_STOPPED}
+                while unheard:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        return stopped()
+                    if watch.wait_for(events, min(left, UNHEARD_POLL), resend_heard):
+                        return True
+                return watch.wait_for(events, max(0.0, until - time.monotonic()), stopped)
+
+            def ask(signals: Sequence[int], initctl: bool) -> LxcvirtError | None:
+                mask = listening()
+                if mask is not None:
+                    unheard.extend(s for s in signals if not mask >> (s - 1) & 1)
+                return self._ask_init(dom, name, replace(plan, initctl=initctl), signals,
+                                      deadline)
 
             deadline = began + timeout
-            refused = self._ask_init(dom, name, plan, plan.signals, deadline)
+            refused = ask(plan.signals, plan.initctl)
             if refused is None and plan.later:
                 # The init's kind was not knowable: give the requests that do not disturb
                 # systemd a while before SIGTERM, which would (it re-executes on SIGTERM).
                 if wait(min(LATER_GRACE, timeout / 2)):
                     return StopResult(name, "shut down", time.monotonic() - began, method)
-                self._ask_init(dom, name, replace(plan, initctl=False), plan.later, deadline)
+                ask(plan.later, False)
             if refused is None and wait(max(0.0, deadline - time.monotonic())):
                 return StopResult(name, "shut down", time.monotonic() - began, method)
             if stopped():
