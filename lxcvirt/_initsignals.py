@@ -108,7 +108,8 @@ class Plan:
         return "+".join(parts) or "nothing"
 
 
-def _listens(mask: int | None, number: int) -> bool:
+def listens(mask: int | None, number: int) -> bool:
+    """Whether the signal ``number`` is in a listened-signal mask (None: not known)."""
     return mask is not None and bool(mask >> (number - 1) & 1)
 
 
@@ -119,7 +120,7 @@ def halt_plan(method: str, listened: int | None) -> Plan:
         return Plan(initctl=True)
     if method != AUTO:
         return Plan(signals=(signal_number(method),))
-    if _listens(listened, SYSTEMD_HALT):
+    if listens(listened, SYSTEMD_HALT):
         return Plan(signals=(SYSTEMD_HALT,))
     if listened is None:
         # Not knowable (a remote daemon): ask the ways that do not disturb systemd first;
@@ -136,7 +137,7 @@ def reboot_plan(method: str, listened: int | None) -> Plan:
         return Plan(restart=True)
     if method != AUTO:
         return Plan(signals=(signal_number(method),))
-    if _listens(listened, SYSTEMD_REBOOT):
+    if listens(listened, SYSTEMD_REBOOT):
         return Plan(signals=(SYSTEMD_REBOOT,))
     return Plan(restart=True)
 

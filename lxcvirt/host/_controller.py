@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import libvirt
 
 from .. import _libvirt
-from .._initsignals import Plan, check_method, halt_plan, reboot_plan
+from .._initsignals import Plan, check_method, halt_plan, listens, reboot_plan
 from .._libvirt import Domain
 from .._proc import init_ipv4, init_listens
 from .._xml import parse_xml
@@ -576,12 +576,10 @@ class Host:
 
             def resend_heard() -> bool:
                 mask = listening()
-                if mask is not None:
-                    heard = [s for s in unheard if mask >> (s - 1) & 1]
-                    for number in heard:
-                        unheard.remove(number)
-                        with contextlib.suppress(LibvirtError):
-                            _libvirt.call("", dom.sendProcessSignal, 1, number, 0)
+                for number in [s for s in unheard if listens(mask, s)]:
+                    unheard.remove(number)
+                    with _libvirt.ignored():
+                        dom.sendProcessSignal(1, number, 0)
                 return stopped()
 
             def wait(seconds: float) -> bool:
@@ -598,7 +596,7 @@ class Host:
             def ask(signals: Sequence[int], initctl: bool) -> LxcvirtError | None:
                 mask = listening()
                 if mask is not None:
-                    unheard.extend(s for s in signals if not mask >> (s - 1) & 1)
+                    unheard.extend(s for s in signals if not listens(mask, s))
                 return self._ask_init(dom, name, replace(plan, initctl=initctl), signals,
                                       deadline)
 
