@@ -272,7 +272,10 @@ class Host:
         A definition libvirt refuses leaves the previous one as it was: libvirt replaces
         the stored config only once the new one is accepted.
         """
-        checked = self.prepare(source, host_emulator=host_emulator)
+        return self._define(self.prepare(source, host_emulator=host_emulator))
+
+    def _define(self, checked: Checked) -> DefineResult:
+        """Define what :meth:`prepare` made of a source."""
         name = checked.name
         before: str | None = None
         active = False
@@ -489,7 +492,7 @@ class Host:
         blocker = self.start_blocker(checked.root, checked.name)
         if blocker is not None:
             raise StartFailed(f"{checked.name} cannot start: {blocker}; nothing was defined")
-        result = self.define(checked.xml)
+        result = self._define(checked)
         return result, self.start(result.name, **start)
 
     def _init_plan(self, dom: Domain, method: str | None, *, reboot: bool) -> Plan:
