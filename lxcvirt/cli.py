@@ -13,14 +13,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import click
 
 from . import _cli_autostart as _autostart_cli
-from ._cli_apply import apply
-from ._cli_checks import check
 from ._cli_common import (
     F,
     State,
@@ -31,8 +29,6 @@ from ._cli_common import (
     want_json,
     with_options,
 )
-from ._cli_console import console
-from ._cli_rootfs import rootfs
 from .errors import EXIT_ERROR, LxcvirtError
 
 _MODE_OPTION = click.option(
@@ -42,7 +38,59 @@ _MODE_OPTION = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# --- feature commands -----------------------------------------------------------------
+# Larger features keep their (thin) commands in a module of their own, imported only when
+# the command is run (or listed by --help), so a quick command like `list` does not pay
+# for the others' imports.
+
+
+def _check() -> click.Command:
+    from ._cli_checks import check
+
+    return check
+
+
+def _apply() -> click.Command:
+    from ._cli_apply import apply
+
+    return apply
+
+
+def _console() -> click.Command:
+    from ._cli_console import console
+
+    return console
+
+
+def _autostart() -> click.Command:
+    return _autostart_cli.autostart  # imported above: start and stop share its options
+
+
+def _rootfs() -> click.Command:
+    from ._cli_rootfs import rootfs
+
+    return rootfs
+
+
+class _LazyGroup(click.Group):
+    """A group whose feature commands load on first use."""
+
+    LAZY: dict[str, Callable[[], click.Command]] = {
+        "apply": _apply, "autostart": _autostart, "check": _check, "console": _console,
+        "rootfs": _rootfs,
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        load = self.LAZY.get(cmd_name)
+        if load is not None and cmd_name not in self.commands:
+            self.add_command(load(), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-c",
     "--connect",
@@ -476,13 +524,6 @@ def exec_(
 
     pairs = dict(_env_pair(e) for e in env)
     return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs)
-
-
-# --- feature commands -----------------------------------------------------------------
-# Larger features keep their (thin) commands in a module of their own, "module:attribute",
-# importing only click at module level so start-up stays fast.
-for _command in (check, apply, console, _autostart_cli.autostart, rootfs):
-    cli.add_command(_command)
 
 
 # --- entry point ----------------------------------------------------------------------

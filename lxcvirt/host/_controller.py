@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import libvirt
@@ -36,9 +36,6 @@ from ..errors import (
     StartFailed,
 )
 from ..metadata import is_managed, read_autostart, read_init_methods
-from ..spec import Container
-from ..validate import Checked, check_domain_xml, is_spec_path, read_xml_file
-from ._definitions import definition_diff, keep_generated
 from ._domain import dom_init, leased_ipv4, wait_init_known
 from ._events import LifecycleWatch
 from ._status import (
@@ -63,6 +60,11 @@ LATER_GRACE = 5.0
 UNHEARD_POLL = 0.1
 #: How often :meth:`Host.start` starts a container again whose controller libvirtd lost.
 MONITOR_RETRIES = 1
+
+if TYPE_CHECKING:
+    # Defining needs these; listing and status do not, so they load on first define.
+    from ..spec import Container
+    from ..validate import Checked
 
 PreflightHook = Callable[["Host"], None]
 
@@ -223,6 +225,9 @@ class Host:
         Nothing is sent to libvirt; an emulator the host does not have is refused here
         (or rewritten to the host's with ``host_emulator``).
         """
+        from ..spec import Container
+        from ..validate import is_spec_path, read_xml_file
+
         if isinstance(source, Path) or (
             isinstance(source, str) and not source.lstrip().startswith("<")
         ):
@@ -247,6 +252,8 @@ class Host:
         return self._prepare_xml(source, "<xml>", host_emulator)
 
     def _prepare_xml(self, data: str | bytes, source: str, host_emulator: bool) -> Checked:
+        from ..validate import check_domain_xml
+
         checked = check_domain_xml(data, source)
         emu = checked.root.find("devices/emulator")
         if emu is not None and (emu.text or "").strip() != self.emulator():
@@ -276,6 +283,9 @@ class Host:
 
     def _define(self, checked: Checked) -> DefineResult:
         """Define what :meth:`prepare` made of a source."""
+        from ..validate import check_domain_xml
+        from ._definitions import definition_diff, keep_generated
+
         name = checked.name
         before: str | None = None
         active = False
