@@ -20,6 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _common import like_installed, lxcvirt_argv  # noqa: E402
 
 from lxcvirt.load import load_spec  # noqa: E402
 from lxcvirt.rendering import render  # noqa: E402
@@ -71,13 +74,22 @@ if __name__ == "__main__":
     SPEC_PATH.write_text(SPEC_TEXT)
     rate = in_process()
     print(f"render+validate in-process: {rate:,.0f} domains/s (goal >= 2,000)")
-    lxcvirt = [str(Path(sys.executable).parent / "lxcvirt"), "render", str(SPEC_PATH)]
-    ours = wall(lxcvirt)
-    print(f"lxcvirt render (CLI, connects for the emulator): {ours * 1000:.0f} ms")
-    if shutil.which("virt-install"):
-        peer = wall(VIRT_INSTALL)
-        print(f"virt-install --container --print-xml:          {peer * 1000:.0f} ms")
-        print(f"ratio lxcvirt/virt-install: {ours / peer:.2f}x (goal <= 0.6x)")
-    else:
+    like_installed()
+    lx = lxcvirt_argv()
+    forms = {
+        "spec, connects for the emulator": [*lx, "render", str(SPEC_PATH)],
+        "spec, --offline": [*lx, "render", "--offline", str(SPEC_PATH)],
+        "flags, --offline": [*lx, "render", "--offline", "--name", "bench", "--init", "/bin/sh",
+                             "--root", "/var/lib/lxcvirt/rootfs/bench", "--memory", "256MiB",
+                             "--network", "default"],
+    }
+    peer = wall(VIRT_INSTALL) if shutil.which("virt-install") else None
+    if peer is None:
         print("virt-install not installed (apt-get install virtinst): no ratio")
+    else:
+        print(f"virt-install --container --print-xml: {peer * 1000:.0f} ms")
+    for what, argv in forms.items():
+        ours = wall(argv)
+        ratio = "" if peer is None else f"   ratio {ours / peer:.2f}x (goal <= 0.6x)"
+        print(f"lxcvirt render ({what}): {ours * 1000:.0f} ms{ratio}")
     shutil.rmtree(tmp)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import lxcvirt_argv, run
+from _common import like_installed, lxcvirt_argv, run
 
 RAW = """
 import json, libvirt
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("-c", "--connect", default="lxc:///")
     ap.add_argument("-n", "--runs", type=int, default=9)
     args = ap.parse_args()
+    like_installed()
     lx = lxcvirt_argv()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw_list.py"
