@@ -116,16 +116,25 @@ def convert(exc: libvirt.libvirtError, doing: str = "") -> LibvirtError:
         cls = AlreadyExists
     else:
         cls = LibvirtError
-    return cls(text, code=code)
+    return cls(text, code=code, detail=msg)
 
 
 @contextmanager
 def converted(doing: str) -> Iterator[None]:
-    """``with converted("starting web"):`` turns libvirt errors into ours."""
+    """``with converted("starting web"):`` turns libvirt errors into ours.
+
+    An error a wrapped object (:class:`Dom`, :class:`Conn`) converted already is said
+    again with this ``doing``, which knows better what the call was for.
+    """
     try:
         yield
     except libvirt.libvirtError as exc:
         raise convert(exc, doing) from exc
+    except LibvirtError as exc:
+        if exc.detail is None:
+            raise
+        text = f"{doing}: {exc.detail}" if doing else exc.detail
+        raise type(exc)(text, code=exc.code, detail=exc.detail) from exc.__cause__
 
 
 def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
@@ -136,7 +145,159 @@ def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
 def ignored() -> contextlib.suppress:
     """For best-effort calls (clean-up, optional registrations, state read while a domain
     may be going away): a libvirt error is dropped, anything else still raised."""
-    return contextlib.suppress(libvirt.libvirtError)
+    return contextlib.suppress(libvirt.libvirtError, LibvirtError)
+
+
+# --- converting wrappers ----------------------------------------------------------------
+# Every domain and connection object lxcvirt holds is wrapped, so that no method call on
+# one can let a libvirtError out (a daemon that dies mid-command makes *any* call fail,
+# dom.isActive() included).  The wrappers pass the raw object (``.raw``) where libvirt
+# needs its own (event registration); callbacks libvirt calls get raw objects and must
+# use ignored() / converted().
+
+#: What a domain method does, for the error message ("reading the state of web: ...").
+_DOM_DOING = {
+    "state": "reading the state of", "info": "reading the state of",
+    "isActive": "reading the state of", "isPersistent": "reading the state of",
+    "XMLDesc": "reading the XML of", "create": "starting", "createWithFlags": "starting",
+    "destroy": "destroying", "destroyFlags": "destroying", "undefine": "undefining",
+    "undefineFlags": "undefining", "shutdown": "asking the init of",
+    "shutdownFlags": "asking the init of", "sendProcessSignal": "asking the init of",
+    "metadata": "reading the metadata of", "setMetadata": "writing the metadata of",
+    "autostart": "reading the autostart flag of", "setAutostart": "setting the autostart flag of",
+    "interfaceAddresses": "reading the addresses of", "suspend": "suspending",
+    "resume": "resuming", "openConsole": "opening the console of",
+}
+
+
+def _unwrap(value: Any) -> Any:
+    return value.raw if isinstance(value, (Dom, Conn)) else value
+
+
+class Dom:
+    """A ``libvirt.virDomain`` whose every method converts libvirt's errors."""
+
+    __slots__ = ("raw", "_name")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._name: str = raw.name()  # kept by libvirt-python: no daemon call
+
+    def __repr__(self) -> str:
+        return f"<Dom {self._name}>"
+
+    def _call(self, method: str, *args: Any) -> Any:
+        doing = f"{_DOM_DOING.get(method, method)} {self._name}"
+        with converted(doing):
+            return getattr(self.raw, method)(*map(_unwrap, args))
+
+    def name(self) -> str:
+        return self._name
+
+    def UUIDString(self) -> str:
+        return str(self._call("UUIDString"))
+
+    def ID(self) -> int:
+        return int(self._call("ID"))
+
+    def state(self) -> list[int]:
+        return list(self._call("state"))
+
+    def info(self) -> list[int]:
+        return list(self._call("info"))
+
+    def XMLDesc(self, flags: int = 0) -> str:
+        return str(self._call("XMLDesc", flags))
+
+    def isActive(self) -> int:
+        return int(self._call("isActive"))
+
+    def isPersistent(self) -> int:
+        return int(self._call("isPersistent"))
+
+    def create(self) -> int:
+        return int(self._call("create"))
+
+    def destroy(self) -> int:
+        return int(self._call("destroy"))
+
+    def undefine(self) -> int:
+        return int(self._call("undefine"))
+
+    def shutdownFlags(self, flags: int = 0) -> int:
+        return int(self._call("shutdownFlags", flags))
+
+    def sendProcessSignal(self, pid_value: int, signum: int, flags: int = 0) -> int:
+        return int(self._call("sendProcessSignal", pid_value, signum, flags))
+
+    def interfaceAddresses(self, source: int, flags: int = 0) -> dict[str, Any]:
+        return dict(self._call("interfaceAddresses", source, flags) or {})
+
+    def metadata(self, type: int, uri: str | None, flags: int = 0) -> str:
+        return str(self._call("metadata", type, uri, flags))
+
+    def setMetadata(self, type: int, metadata: str | None, key: str | None,
+                    uri: str | None, flags: int = 0) -> int:
+        return int(self._call("setMetadata", type, metadata, key, uri, flags))
+
+    def autostart(self) -> int:
+        return int(self._call("autostart"))
+
+    def setAutostart(self, autostart: int) -> int:
+        return int(self._call("setAutostart", autostart))
+
+    def __getattr__(self, method: str) -> Any:
+        # Methods lxcvirt calls rarely (openConsole, suspend...): converted the same way.
+        attr = getattr(self.raw, method)
+        if not callable(attr):
+            return attr
+        return lambda *args: self._call(method, *args)
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, libvirt.virDomain):
+        return Dom(value)
+    if isinstance(value, list) and value and isinstance(value[0], libvirt.virDomain):
+        return [Dom(v) for v in value]
+    return value
+
+
+class Conn:
+    """A ``libvirt.virConnect`` whose every method converts libvirt's errors and returns
+    domains as :class:`Dom`."""
+
+    __slots__ = ("raw", "uri")
+
+    def __init__(self, raw: Any, uri: str) -> None:
+        self.raw = raw
+        self.uri = uri
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.uri}>"
+
+    def _call(self, doing: str, method: str, *args: Any) -> Any:
+        with converted(doing):
+            return _wrap(getattr(self.raw, method)(*map(_unwrap, args)))
+
+    def lookupByName(self, name: str) -> Dom:
+        return self._call(f"looking up {name} on {self.uri}", "lookupByName", name)  # type: ignore[no-any-return]
+
+    def lookupByUUIDString(self, uuid: str) -> Dom:
+        return self._call(f"looking up {uuid} on {self.uri}", "lookupByUUIDString", uuid)  # type: ignore[no-any-return]
+
+    def listAllDomains(self, flags: int = 0) -> list[Dom]:
+        return list(self._call(f"listing containers on {self.uri}", "listAllDomains", flags))
+
+    def close(self) -> int:
+        with ignored():
+            return int(self.raw.close())
+        return -1
+
+    def __getattr__(self, method: str) -> Any:
+        attr = getattr(self.raw, method)
+        if not callable(attr):
+            return attr
+        return lambda *args: self._call(f"{method} on {self.uri}", method, *args)
 
 
 # libvirt reports errors on stderr through its default handler as well as raising them;
@@ -171,7 +332,7 @@ def ensure_event_loop() -> None:
         _loop_started = True
 
 
-def open_connection(uri: str | None = None, *, events: bool = True) -> Any:
+def open_connection(uri: str | None = None, *, events: bool = True) -> Conn:
     """Open a read-write connection to ``uri`` (default: $LIBVIRT_DEFAULT_URI, lxc:///).
 
     ``events=False`` skips libvirt's event loop (no lifecycle events or console streams on
@@ -191,7 +352,7 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Any:
         ) from exc
     if conn is None:  # older bindings return None instead of raising
         raise DaemonUnreachable(f"cannot connect to {uri}")
-    return conn
+    return Conn(conn, uri)
 
 
 def lxc_emulator(conn: Any, uri: str) -> str:

@@ -142,9 +142,13 @@ class LibvirtError(LxcvirtError):
 
     kind = "libvirt"
 
-    def __init__(self, message: str, *, code: int | None = None, hint: str = "") -> None:
+    def __init__(self, message: str, *, code: int | None = None, hint: str = "",
+                 detail: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+        #: libvirt's own message, without what lxcvirt was doing; set when the error was
+        #: converted from libvirt's (so a caller can say what it was doing instead).
+        self.detail = detail
 
 
 class DaemonUnreachable(LibvirtError):

@@ -22,7 +22,7 @@ from lxml import etree
 
 from lxcvirt import autostart
 from lxcvirt._xml import parse_xml
-from lxcvirt.errors import LockHeld, SpecError
+from lxcvirt.errors import LockHeld, NotFound, SpecError
 from lxcvirt.metadata import read_autostart
 from lxcvirt.rendering import render
 from lxcvirt.spec import METADATA_NS, Autostart
@@ -152,10 +152,10 @@ def test_erase_on_a_hand_defined_container_removes_the_element(
     assert not host.status(name).managed
     autostart.erase(host, name)
     dom = host.domain(name)
-    with pytest.raises(libvirt.libvirtError) as err:
+    with pytest.raises(NotFound) as err:
         dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS,
                      libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-    assert err.value.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA
+    assert err.value.code == libvirt.VIR_ERR_NO_DOMAIN_METADATA
 
 
 def test_other_metadata_is_kept(host: Any, make: Make) -> None:

@@ -152,3 +152,66 @@ def test_unreachable_daemon() -> None:
         _libvirt.open_connection("lxc+tcp://127.0.0.1:1/")
     assert "127.0.0.1" in str(info.value)
     assert "libvirtd" in str(info.value)
+
+
+class _Raising:
+    """A stand-in for a libvirt object whose every method fails as libvirt's do."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def name(self) -> str:
+        return "web"
+
+    def __getattr__(self, method: str) -> Any:
+        def fail(*_args: Any) -> Any:
+            raise fake_error(self.code, libvirt.VIR_FROM_RPC, "End of file while reading data")
+
+        return fail
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["state", "info", "XMLDesc", "isActive", "isPersistent", "create", "destroy", "undefine",
+     "shutdownFlags", "UUIDString", "ID", "autostart", "suspend", "openConsole"],
+)
+def test_every_domain_method_converts(method: str) -> None:
+    # A daemon that dies makes any call fail: none may let libvirtError out.
+    dom = _libvirt.Dom(_Raising(libvirt.VIR_ERR_SYSTEM_ERROR))
+    args = {"shutdownFlags": (0,), "openConsole": (None, None, 0)}.get(method, ())
+    with pytest.raises(DaemonUnreachable) as info:
+        getattr(dom, method)(*args)
+    assert "web" in str(info.value)
+    assert "End of file" in str(info.value)
+
+
+def test_connection_methods_convert_and_wrap(libvirt_conn: Any) -> None:
+    conn = _libvirt.Conn(libvirt_conn, "lxc:///")
+    with pytest.raises(NotFound) as info:
+        conn.lookupByName("lxcvirt-test-no-such-thing")
+    assert "lxcvirt-test-no-such-thing" in str(info.value)
+    # Methods without a typed wrapper go through the same conversion.
+    with pytest.raises(NotFound):
+        conn.networkLookupByName("lxcvirt-test-no-such-net")
+    assert all(isinstance(d, _libvirt.Dom) for d in conn.listAllDomains(0))
+
+
+def test_outer_doing_relabels_a_wrapped_error(host: Any, names: Any, busybox_root: Any) -> None:
+    name = names("relabel")
+    host.define(busybox_spec(name, busybox_root))
+    dom = host.domain(name)
+    assert isinstance(dom, _libvirt.Dom)
+    with pytest.raises(InvalidState) as info:
+        _libvirt.call(f"stopping {name} now", dom.destroy)
+    assert str(info.value).startswith(f"stopping {name} now: ")
+    assert info.value.detail is not None and info.value.detail in str(info.value)
+
+
+def test_domain_gone_under_a_handle_is_not_found(host: Any, names: Any, busybox_root: Any,
+                                                 libvirt_conn: Any) -> None:
+    name = names("gone")
+    host.define(busybox_spec(name, busybox_root))
+    dom = host.domain(name)
+    libvirt_conn.lookupByName(name).undefine()
+    with pytest.raises(NotFound):
+        dom.isActive()
