@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -58,7 +58,7 @@ class Connection(Protocol):
 
     def lookupByName(self, name: str) -> Domain: ...
     def lookupByUUIDString(self, uuid: str) -> Domain: ...
-    def listAllDomains(self, flags: int = 0) -> list[Domain]: ...
+    def listAllDomains(self, flags: int = 0) -> Sequence[Domain]: ...
     def close(self) -> int: ...
 
 T = TypeVar("T")
@@ -292,6 +292,12 @@ class Conn:
         with ignored():
             return int(self.raw.close())
         return -1
+
+    def alive(self) -> bool:
+        """False once the daemon closed the connection (a local check, no round trip)."""
+        with ignored():
+            return bool(self.raw.isAlive())
+        return False
 
     def __getattr__(self, method: str) -> Any:
         attr = getattr(self.raw, method)

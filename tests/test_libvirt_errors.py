@@ -215,3 +215,40 @@ def test_domain_gone_under_a_handle_is_not_found(host: Any, names: Any, busybox_
     libvirt_conn.lookupByName(name).undefine()
     with pytest.raises(NotFound):
         dom.isActive()
+
+
+def test_a_daemon_that_dies_gives_our_error_and_one_cli_line(
+    libvirt_conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kill a private libvirtd under an open Host: every call after is DaemonUnreachable
+    (never libvirtError), the CLI prints one line, and a Host opens a new connection
+    once the old one is dead."""
+    import os
+    import signal
+    import time
+
+    import plain_daemon
+
+    from lxcvirt.cli import main
+    from lxcvirt.host import Host
+
+    why_not = plain_daemon.available()
+    if why_not:
+        pytest.fail(f"cannot start a second libvirtd: {why_not}")
+    with plain_daemon.plain_daemon() as daemon:
+        host = Host(daemon.uri, preflight=lambda _h: None)
+        assert host.list() == []
+        first = host.conn
+        os.kill(daemon.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while first.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(DaemonUnreachable) as info:
+            host.list()  # the dead connection is dropped, and a new one cannot be made
+        assert str(info.value).startswith(f"cannot connect to {daemon.uri}"), info.value
+        capsys.readouterr()
+        assert main(["-c", daemon.uri, "list", "--all"]) == 1
+        out, err = capsys.readouterr()
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert out == ""
+        assert len(lines) == 1 and lines[0].startswith("lxcvirt: error: cannot connect"), lines

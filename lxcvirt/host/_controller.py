@@ -84,7 +84,10 @@ class Host:
         preflight: PreflightHook | None = None,
     ) -> None:
         self.uri = uri or _libvirt.default_uri()
-        self._conn = conn
+        # A connection given by the caller is wrapped like ours: no libvirtError gets out.
+        if conn is not None and not isinstance(conn, _libvirt.Conn):
+            conn = _libvirt.Conn(conn, self.uri)
+        self._conn: _libvirt.Conn | None = conn
         # Resolved at the first start: the checks module is not needed to list or define.
         self._preflight = preflight
         self._preflight_done = False
@@ -94,8 +97,13 @@ class Host:
     # --- connection -----------------------------------------------------------------
 
     @property
-    def conn(self) -> Any:
+    def conn(self) -> _libvirt.Conn:
+        """The connection, opened on first use, and opened again when the daemon went
+        away since (a restarted libvirtd answers a new connection)."""
         with self._lock:
+            if self._conn is not None and not self._conn.alive():
+                self._conn.close()
+                self._conn = None
             if self._conn is None:
                 self._conn = _libvirt.open_connection(self.uri)
             return self._conn
