@@ -449,7 +449,9 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
     rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART")]
     for s in statuses:
         auto = "-"
-        if s.autostart is not None and s.autostart.auto:
+        if s.problem is not None:
+            auto = "? (broken: see below)"
+        elif s.autostart is not None and s.autostart.auto:
             auto = f"yes (priority {s.autostart.priority})"
         rows.append(
             (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
@@ -458,6 +460,9 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for s in statuses:
+        if s.problem is not None:
+            note(f"{s.name}: broken: {s.problem} (redefine it from a good spec or XML)")
 
 
 @cli.command()
@@ -479,7 +484,10 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")
     click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
     a = s.autostart
-    if a is None:
+    if s.problem is not None:
+        click.echo(f"problem:    {s.problem}")
+        click.echo("autostart:  ? (unreadable; redefine it from a good spec or XML)")
+    elif a is None:
         click.echo("autostart:  - (not managed by lxcvirt)")
     else:
         click.echo(

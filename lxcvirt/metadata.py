@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import XMLError
+from .errors import SpecError, XMLError
 from .spec import METADATA_NS, METADATA_PREFIX, Autostart
 
 _Q = "{" + METADATA_NS + "}"
@@ -60,13 +60,17 @@ def read_autostart(root: Any) -> Autostart | None:
     el = container.find(_Q + "autostart")
     if el is None:
         return Autostart()
-    return Autostart(
-        auto=_yes(el.get("auto"), "auto"),
-        priority=_int(el.get("priority"), "priority", 0),
-        time=_int(el.get("time"), "time", 0),
-        groups=tuple(g.get("name", "") for g in el.findall(_Q + "group")),
-        after=tuple(a.get("name", "") for a in el.findall(_Q + "after")),
-    )
+    try:
+        return Autostart(
+            auto=_yes(el.get("auto"), "auto"),
+            priority=_int(el.get("priority"), "priority", 0),
+            time=_int(el.get("time"), "time", 0),
+            groups=tuple(g.get("name", "") for g in el.findall(_Q + "group")),
+            after=tuple(a.get("name", "") for a in el.findall(_Q + "after")),
+        )
+    except SpecError as exc:
+        # Written by hand or by another tool: what a spec refuses is broken here.
+        raise XMLError(f"lxcvirt metadata: {exc}") from None
 
 
 def read_init_methods(root: Any) -> tuple[str, str]:

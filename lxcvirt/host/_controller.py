@@ -34,6 +34,7 @@ from ..errors import (
     Refused,
     SpecError,
     StartFailed,
+    XMLError,
 )
 from ..metadata import is_managed, read_autostart, read_init_methods
 from ._domain import dom_init, leased_ipv4, wait_init_known
@@ -172,9 +173,21 @@ class Host:
             if persistent is None:
                 persistent = bool(dom.isPersistent())
         dom_id = dom.ID()
-        root = parse_xml(xml, dom.name())
+        # Another tool's (or a hand-made) definition may be unreadable for us: it is
+        # reported as such, never an error for the whole listing.
+        problem = None
+        autostart = None
+        try:
+            root = parse_xml(xml, dom.name())
+        except XMLError as exc:
+            root, problem = None, f"its domain XML cannot be read: {exc}"
+        if root is not None:
+            try:
+                autostart = read_autostart(root)
+            except XMLError as exc:
+                problem = str(exc)
         ipv4: tuple[str, ...] = ()
-        if state == libvirt.VIR_DOMAIN_RUNNING and root.find(
+        if state == libvirt.VIR_DOMAIN_RUNNING and root is not None and root.find(
             "devices/interface[@type='network']"
         ) is not None:
             ipv4 = leased_ipv4(dom)
@@ -193,9 +206,10 @@ class Host:
             max_memory_kib=int(info[1]),
             vcpus=int(info[3]),
             persistent=persistent,
-            managed=is_managed(root),
-            autostart=read_autostart(root),
+            managed=root is not None and is_managed(root),
+            autostart=autostart,
             ipv4=ipv4,
+            problem=problem,
         )
 
     def status(self, name: str) -> Status:

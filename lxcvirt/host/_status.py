@@ -67,6 +67,9 @@ class Status:
     autostart: Autostart | None
     #: IPv4 addresses of a running container, from the DHCP leases of its libvirt networks.
     ipv4: tuple[str, ...] = ()
+    #: Why lxcvirt cannot read this container's definition (its XML or lxcvirt's metadata
+    #: in it), or None.  Such a container is still listed; commands acting on many skip it.
+    problem: str | None = None
 
     @property
     def running(self) -> bool:
@@ -86,6 +89,7 @@ class Status:
             "persistent": self.persistent,
             "managed": self.managed,
             "ipv4": list(self.ipv4),
+            "problem": self.problem,
             "autostart": None
             if a is None
             else {
