@@ -409,10 +409,8 @@ class Host:
                         lambda n=net: self.conn.networkLookupByName(n).isActive(),
                     )
                 except NotFound:
-                    hint = (" (`bash scripts/host-setup` makes the NAT network 'default')"
-                            if net == "default" else "")
                     return (f"its interface is on the libvirt network {net!r}, which is not "
-                            f"defined on {self.uri}: define it (virsh net-define){hint}, or "
+                            f"defined on {self.uri}: define it (virsh net-define), or "
                             "change the interface's source")
                 if not active:
                     return (f"its interface is on the libvirt network {net!r}, which is not "
