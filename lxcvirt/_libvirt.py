@@ -138,8 +138,11 @@ def converted(doing: str) -> Iterator[None]:
 
 
 def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with libvirt's errors converted; wrapped domains and connections in
+    ``args`` are handed over as libvirt's own objects (``libvirt_lxc`` functions take
+    those)."""
     with converted(doing):
-        return fn(*args)
+        return fn(*map(_unwrap, args))
 
 
 def ignored() -> contextlib.suppress:
