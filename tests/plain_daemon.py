@@ -17,6 +17,7 @@ and bench/compare_checks.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -149,3 +150,132 @@ def _answers(uri: str) -> bool:
         return False
     conn.close()
     return True
+
+
+# --- a daemon that can be killed and started again, its state kept ---------------------
+
+HOLDER = """set -e
+dir="$1"
+mount --bind "$dir/run" /run/libvirt
+mount -t tmpfs tmpfs /etc/libvirt/lxc
+mount -t tmpfs tmpfs /var/lib/libvirt
+if [ -d /var/cache/libvirt ]; then mount -t tmpfs tmpfs /var/cache/libvirt; fi
+if [ -d /etc/libvirt/qemu ]; then mount -t tmpfs tmpfs /etc/libvirt/qemu; fi
+mount --bind "$dir/log" /var/log/libvirt
+if grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mounts; then
+    umount /sys/fs/cgroup/unified
+fi
+touch "$dir/ready"
+exec sleep infinity
+"""
+
+
+class RestartableDaemon:
+    """A private libvirtd whose mount namespace (and so its definitions, state and the
+    containers it runs) outlives the daemon: :meth:`kill` it at any moment, then
+    :meth:`start` it again and it finds everything as a restarted libvirtd does.
+
+    The namespace is held by a sleeping process; libvirtd is started inside it with
+    nsenter, so the pid we hold is the daemon's own.  Cgroup layout as the shared daemon
+    sees it (the hybrid cgroup2 mount hidden), so containers really start.
+    """
+
+    def __init__(self, folder: Path, holder: subprocess.Popen[bytes]) -> None:
+        self.folder = folder
+        self.holder = holder
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.uri = f"lxc:///system?socket={folder / 'run' / 'libvirt-sock'}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.daemon is None or self.daemon.poll() is not None else self.daemon.pid
+
+    def start(self, timeout: float = 20.0) -> None:
+        assert self.pid is None, "already running"
+        sock = self.folder / "run" / "libvirt-sock"
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        out = (self.folder / "daemon.out").open("ab")
+        self.daemon = subprocess.Popen(
+            ["nsenter", "-t", str(self.holder.pid), "-m", "--",
+             "libvirtd", "-p", str(self.folder / "libvirtd.pid")],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        out.close()
+        deadline = time.monotonic() + timeout
+        while not sock.exists() or not _answers(self.uri):
+            if self.daemon.poll() is not None:
+                said = (self.folder / "daemon.out").read_text()[-800:]
+                raise RuntimeError(f"the private libvirtd exited: {said}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the private libvirtd did not answer in time")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the daemon (its containers keep running, as with a crashed libvirtd)."""
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()
+            self.daemon.wait()
+
+    def stop(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+
+
+@contextmanager
+def restartable_daemon() -> Iterator[RestartableDaemon]:
+    """A running :class:`RestartableDaemon`; on exit its containers are destroyed, the
+    daemon stopped, the namespace released and its folder removed."""
+    folder = Path(tempfile.mkdtemp(prefix="lxcvirt-restartable-"))
+    (folder / "run").mkdir()
+    (folder / "log" / "lxc").mkdir(parents=True)
+    (folder / "holder.sh").write_text(HOLDER)
+    holder = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", str(folder / "holder.sh"),
+         str(folder)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    daemon = RestartableDaemon(folder, holder)
+    try:
+        deadline = time.monotonic() + 10
+        while not (folder / "ready").exists():
+            if holder.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the namespace holder did not come up")
+            time.sleep(0.02)
+        daemon.start()
+        yield daemon
+    finally:
+        try:
+            if daemon.pid is None:
+                with contextlib.suppress(RuntimeError):
+                    daemon.start()
+            if daemon.pid is not None:
+                _destroy_all(daemon.uri)
+        finally:
+            daemon.stop()
+            holder.kill()
+            holder.wait()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _destroy_all(uri: str) -> None:
+    import libvirt
+
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return
+    try:
+        for dom in conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.isActive():
+                    dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefine()
+    finally:
+        conn.close()

@@ -46,7 +46,7 @@ AUDIT = r"""
 import ast, inspect, json, sys, textwrap
 import pytest
 
-OPENS = {"open", "openReadOnly", "openAuth", "plain_daemon"}
+OPENS = {"open", "openReadOnly", "openAuth", "plain_daemon", "restartable_daemon"}
 
 def reaches(func, *, names_uri):
     try:
@@ -57,10 +57,11 @@ def reaches(func, *, names_uri):
         if isinstance(node, ast.Call):
             f = node.func
             if isinstance(f, ast.Attribute) and f.attr in OPENS and (
-                f.attr == "plain_daemon" or getattr(f.value, "id", "") == "libvirt"
+                f.attr in ("plain_daemon", "restartable_daemon")
+                or getattr(f.value, "id", "") == "libvirt"
             ):
                 return True
-            if isinstance(f, ast.Name) and f.id == "plain_daemon":
+            if isinstance(f, ast.Name) and f.id in ("plain_daemon", "restartable_daemon"):
                 return True
         if names_uri and isinstance(node, ast.Name) and node.id == "URI":
             return True

@@ -2,18 +2,18 @@
 
 ::
 
-    _controller.py   Host: define, start, stop, reboot, undefine, list, status
+    _controller.py   Host: the connection, lookups, list, status, define, and the verbs
+    _starting.py     what blocks a start, one create() and its waits, the container's log
+    _stopping.py     how init is asked to halt or reboot, the waits, destroy as last resort
     _status.py       state and reason names; Status, DefineResult, StopResult, RebootResult
     _events.py       LifecycleWatch: waiting by lifecycle events (one domain, or many)
     _definitions.py  the definition diff; what libvirt generated, kept on redefinition
-    _domain.py       DHCP leases, "is the init pid known yet", the init path
+    _domain.py       DHCP leases, "is the init pid known yet", the init path, destroy
 """
 
 from ._controller import (
     DEFAULT_SETTLE,
-    LATER_GRACE,
     LOCAL_HOSTS,
-    LXC_LOG_DIR,
     MONITOR_RETRIES,
     Host,
     PreflightHook,
@@ -21,6 +21,7 @@ from ._controller import (
 )
 from ._definitions import definition_diff, keep_generated
 from ._events import LifecycleWatch
+from ._starting import LXC_LOG_DIR
 from ._status import (
     DefineResult,
     RebootResult,
@@ -29,6 +30,7 @@ from ._status import (
     reason_name,
     state_name,
 )
+from ._stopping import LATER_GRACE
 
 __all__ = [
     "DEFAULT_SETTLE",

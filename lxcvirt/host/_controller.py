@@ -11,7 +11,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,25 +20,20 @@ from urllib.parse import urlparse
 import libvirt
 
 from .. import _libvirt
-from .._initsignals import Plan, check_method, halt_plan, listens, reboot_plan
 from .._libvirt import Domain
-from .._proc import init_ipv4, init_listens
+from .._proc import init_ipv4
 from .._xml import parse_xml
 from ..errors import (
     AlreadyExists,
-    DaemonUnreachable,
     InvalidState,
-    LibvirtError,
-    LxcvirtError,
     NotFound,
     Refused,
-    SpecError,
     StartFailed,
     XMLError,
 )
-from ..metadata import is_managed, read_autostart, read_init_methods
-from ._domain import dom_init, leased_ipv4, wait_init_known
-from ._events import LifecycleWatch
+from ..metadata import is_managed, read_autostart
+from . import _starting, _stopping
+from ._domain import destroy_domain, leased_ipv4
 from ._status import (
     DefineResult,
     RebootResult,
@@ -48,17 +43,11 @@ from ._status import (
     state_name,
 )
 
-LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
 #: libvirt's create() returns once init is exec'd; an init that exits at once is reaped
 #: ~0.2 s later here, so without this window a dead container would be reported running.
 DEFAULT_SETTLE = 0.5
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
-#: Seconds a halt whose init kind was not knowable (remote daemons) waits for the requests
-#: that do not disturb systemd before SIGTERM follows.
-LATER_GRACE = 5.0
-#: How often :meth:`Host.stop` looks whether an init now listens for a signal it missed.
-UNHEARD_POLL = 0.1
 #: How often :meth:`Host.start` starts a container again whose controller libvirtd lost.
 MONITOR_RETRIES = 1
 
@@ -163,7 +152,7 @@ class Host:
             return False
         return True
 
-    def _status_of(self, dom: Domain, persistent: bool | None = None) -> Status:
+    def status_of(self, dom: Domain, persistent: bool | None = None) -> Status:
         # Three calls to the daemon per container (state, info, XML); the id is kept in the
         # domain handle and "active" follows from the state.  list() passes ``persistent``.
         with _libvirt.converted(f"reading the state of {dom.name()}"):
@@ -213,7 +202,7 @@ class Host:
         )
 
     def status(self, name: str) -> Status:
-        return self._status_of(self.domain(name))
+        return self.status_of(self.domain(name))
 
     def list(self, *, all: bool = True) -> list[Status]:
         flags = 0 if all else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
@@ -230,7 +219,7 @@ class Host:
         out = []
         for dom in doms:
             try:
-                out.append(self._status_of(dom, dom.UUIDString() in persistent))
+                out.append(self.status_of(dom, dom.UUIDString() in persistent))
             except NotFound:
                 continue  # undefined while we looked
         return sorted(out, key=lambda s: s.name)
@@ -360,68 +349,16 @@ class Host:
             self._preflight_done = True
 
     def _monitor_lost(self, name: str) -> bool:
-        """libvirtd dropped its monitor connection to the controller of this start: the
-        controller logs "End of file while reading data" (local daemons only)."""
-        return "End of file while reading data" in self.log_tail(name, lines=50)
+        return _starting.monitor_lost(self, name)
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         """The end of the container's libvirt log from its last start (local daemons)."""
-        if not self.is_local:
-            return ""
-        try:
-            text = (LXC_LOG_DIR / f"{name}.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        # Each start appends; keep only what the last one wrote.
-        last = text.rfind(": starting up")
-        if last >= 0:
-            text = text[text.rfind("\n", 0, last) + 1 :]
-        tail = [ln for ln in text.splitlines() if ln.strip() and " info : " not in ln][-lines:]
-        return "\n".join(tail)
+        return _starting.log_tail(self, name, lines)
 
     def start_blocker(self, root: Any, name: str) -> str | None:
         """Why the domain ``root`` (parsed XML) cannot start, seen before libvirt is
-        asked; None when nothing is.
-
-        libvirt would create a missing root directory on the host (with dev/, proc/, sys/,
-        .oldroot/ in it) and then fail to find init there; a missing or inactive network
-        fails the start with a message that does not say what to do.
-        """
-        for fs in root.findall("devices/filesystem") if self.is_local else ():
-            src, tgt = fs.find("source"), fs.find("target")
-            if src is None or tgt is None or (fs.get("type") or "mount") != "mount":
-                continue
-            sdir = src.get("dir")
-            if sdir and not Path(sdir).exists():
-                tdir = tgt.get("dir") or "?"
-                what = "root filesystem" if tdir.rstrip("/") == "" else f"mount for {tdir}"
-                return (f"the {what} source {sdir} does not exist on the host (create it, "
-                        "or fix <source dir> and redefine)")
-        for iface in root.findall("devices/interface"):
-            src = iface.find("source")
-            if src is None:
-                continue
-            if iface.get("type") == "network" and src.get("network"):
-                net = src.get("network")
-                try:
-                    active = _libvirt.call(
-                        f"reading network {net}",
-                        lambda n=net: self.conn.networkLookupByName(n).isActive(),
-                    )
-                except NotFound:
-                    return (f"its interface is on the libvirt network {net!r}, which is not "
-                            f"defined on {self.uri}: define it (virsh net-define), or "
-                            "change the interface's source")
-                if not active:
-                    return (f"its interface is on the libvirt network {net!r}, which is not "
-                            f"active: `virsh -c {self.uri} net-start {net}` (and "
-                            f"`net-autostart {net}` to keep it so)")
-            elif iface.get("type") == "bridge" and src.get("bridge") and self.is_local:
-                bridge = src.get("bridge")
-                if not Path(f"/sys/class/net/{bridge}/bridge").is_dir():
-                    return (f"its interface is on the host bridge {bridge!r}, which does not "
-                            f"exist on this host: create it (ip link add {bridge} type bridge)")
-        return None
+        asked; None when nothing is (see :func:`._starting.start_blocker`)."""
+        return _starting.start_blocker(self, root, name)
 
     def start(self, name: str, *, check: bool = True, settle: float = DEFAULT_SETTLE,
               timeout: float = 30.0) -> Status:
@@ -445,7 +382,7 @@ class Host:
         tries = MONITOR_RETRIES + 1
         for _ in range(tries):
             if self._start_once(dom, name, settle, timeout):
-                return self._status_of(dom)
+                return self.status_of(dom)
         raise StartFailed(
             f"{name} started, but libvirt did not learn its init pid (its monitor lost the "
             f"container's controller, {tries} times), so it could not be stopped "
@@ -454,64 +391,7 @@ class Host:
         )
 
     def _start_once(self, dom: Domain, name: str, settle: float, timeout: float) -> bool:
-        """One create() and the waits after it; False when libvirtd lost the container's
-        controller (it was destroyed again), StartFailed for every other failure."""
-        with LifecycleWatch(self.conn, dom) as watch:
-            try:
-                _libvirt.call("", dom.create)
-            except (NotFound, InvalidState, DaemonUnreachable):
-                raise
-            except LibvirtError as exc:
-                msg = re.sub(r"^internal error: (Timed out while reading log output: )?", "",
-                             exc.message).strip()
-                msg = re.sub(r"^Failure in libvirt_lxc startup: ", "", msg)
-                hint = ""
-                if "cannot find init path" in msg:
-                    hint = " (the path is inside the container's root; fix <init>, then redefine)"
-                raise StartFailed(
-                    f"{name} failed to start: {msg}{hint}",
-                    log_tail=self.log_tail(name),
-                    code=exc.code,
-                ) from exc
-
-            def running() -> bool:
-                return bool(dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING)
-
-            def stopped() -> bool:
-                return not dom.isActive()
-
-            stopped_events = {libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED}
-            began = time.monotonic()
-            if not stopped():
-                watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
-            if settle > 0 and not stopped():
-                watch.wait_for(stopped_events, settle, stopped)
-            if running() and self.passes_fds and not wait_init_known(
-                dom, began + timeout, lambda: self._monitor_lost(name)
-            ):
-                # Seen with 20 starts in parallel (now and then in a test run): libvirtd
-                # dropped its monitor connection to the controller ("End of file while
-                # reading data" in the container's log) and never learns the init pid.
-                # Such a container cannot be shut down gracefully nor entered: destroy
-                # it (start() starts it once more).
-                self._destroy(dom, name)
-                return False
-            if stopped():
-                init = dom_init(dom)
-                raise StartFailed(
-                    f"{name} stopped right after it started: its init{init} exited "
-                    f"(shut off: {reason_name(*dom.state())}); an init must keep running "
-                    "for the container to stay up",
-                    log_tail=self.log_tail(name),
-                )
-            if not running():
-                # Leave it shut off, as a failed start should.
-                self._destroy(dom, name)
-                raise StartFailed(
-                    f"{name} did not reach RUNNING within {timeout:g} s; destroyed it",
-                    log_tail=self.log_tail(name),
-                )
-        return True
+        return _starting.start_once(self, dom, name, settle, timeout)
 
     def create(
         self, source: Container | str | Path, *, host_emulator: bool = False, **start: Any
@@ -525,61 +405,6 @@ class Host:
         result = self._define(checked)
         return result, self.start(result.name, **start)
 
-    def _init_plan(self, dom: Domain, method: str | None, *, reboot: bool) -> Plan:
-        """How to ask this container's init to halt (or reboot): the ``method`` given, or
-        the one its definition stores, resolved against what the running init listens for
-        (readable on a local daemon only)."""
-        if method is None:
-            with _libvirt.converted(f"reading the XML of {dom.name()}"):
-                xml = dom.XMLDesc(0)
-            halt, rebooting = read_init_methods(parse_xml(xml, dom.name()))
-            method = rebooting if reboot else halt
-        else:
-            try:
-                method = check_method(method, reboot=reboot)
-            except ValueError as exc:
-                raise SpecError("mode", str(exc)) from None
-        listened = None
-        if self.is_local:
-            controller = dom.ID()
-            if controller > 0:
-                listened = init_listens(controller)
-        return (reboot_plan if reboot else halt_plan)(method, listened)
-
-    def _ask_init(self, dom: Domain, name: str, plan: Plan, signals: Sequence[int],
-                  deadline: float) -> LxcvirtError | None:
-        """Send ``plan``'s initctl request (when it has one) and ``signals`` to init.
-
-        None when at least one went through; otherwise libvirt's refusal.  libvirt learns
-        the init's pid from its controller after create() has returned ("Init process ID
-        is not yet known"); under load that takes a while and no event says so: ask again.
-        """
-        while True:
-            failures: list[LibvirtError] = []
-            sent = 0
-            doing = f"asking the init of {name}"
-            if plan.initctl:
-                try:
-                    _libvirt.call(doing, dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_INITCTL)
-                    sent += 1
-                except LibvirtError as exc:
-                    failures.append(exc)
-            for number in signals:
-                try:
-                    # libvirt's signal numbers are Linux's (RT0 is signal 32).
-                    _libvirt.call(doing, dom.sendProcessSignal, 1, number, 0)
-                    sent += 1
-                except LibvirtError as exc:
-                    failures.append(exc)
-            if sent or not failures or not _libvirt.call(doing, dom.isActive):
-                return None
-            refused = failures[-1]
-            if not isinstance(refused, (InvalidState, Refused)):
-                raise refused
-            if "not yet" not in refused.message or time.monotonic() >= deadline:
-                return refused
-            time.sleep(0.02)
-
     def stop(self, name: str, *, timeout: float = 30.0, mode: str | None = None) -> StopResult:
         """Graceful shutdown; destroy when the container is still up after ``timeout``.
 
@@ -587,68 +412,7 @@ class Host:
         explained in :mod:`lxcvirt._initsignals`: SIGRTMIN+3 for systemd, initctl and
         SIGTERM for other inits.
         """
-        began = time.monotonic()
-        dom = self.domain(name)
-        if not _libvirt.call(f"reading the state of {name}", dom.isActive):
-            return StopResult(name, "already stopped")
-        plan = self._init_plan(dom, mode, reboot=False)
-        method = plan.describe()
-        with LifecycleWatch(self.conn, dom) as watch:
-
-            def stopped() -> bool:
-                return not dom.isActive()
-
-            # A signal the init does not handle yet is dropped by the kernel (a PID
-            # namespace's init ignores unhandled signals from outside): a shell init
-            # stopped right after it started may not have run its `trap` yet.  On a local
-            # daemon, such signals are sent again once the init listens for them.
-            unheard: list[int] = []
-
-            def listening() -> int | None:
-                return init_listens(dom.ID()) if self.is_local else None
-
-            def resend_heard() -> bool:
-                mask = listening()
-                for number in [s for s in unheard if listens(mask, s)]:
-                    unheard.remove(number)
-                    with _libvirt.ignored():
-                        dom.sendProcessSignal(1, number, 0)
-                return stopped()
-
-            def wait(seconds: float) -> bool:
-                until = time.monotonic() + seconds
-                events = {libvirt.VIR_DOMAIN_EVENT_STOPPED}
-                while unheard:
-                    left = until - time.monotonic()
-                    if left <= 0:
-                        return stopped()
-                    if watch.wait_for(events, min(left, UNHEARD_POLL), resend_heard):
-                        return True
-                return watch.wait_for(events, max(0.0, until - time.monotonic()), stopped)
-
-            def ask(signals: Sequence[int], initctl: bool) -> LxcvirtError | None:
-                mask = listening()
-                if mask is not None:
-                    unheard.extend(s for s in signals if not listens(mask, s))
-                return self._ask_init(dom, name, replace(plan, initctl=initctl), signals,
-                                      deadline)
-
-            deadline = began + timeout
-            refused = ask(plan.signals, plan.initctl)
-            if refused is None and plan.later:
-                # The init's kind was not knowable: give the requests that do not disturb
-                # systemd a while before SIGTERM, which would (it re-executes on SIGTERM).
-                if wait(min(LATER_GRACE, timeout / 2)):
-                    return StopResult(name, "shut down", time.monotonic() - began, method)
-                ask(plan.later, False)
-            if refused is None and wait(max(0.0, deadline - time.monotonic())):
-                return StopResult(name, "shut down", time.monotonic() - began, method)
-            if stopped():
-                return StopResult(name, "shut down", time.monotonic() - began, method)
-            self._destroy(dom, name)
-            # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
-            how = "destroyed" if refused is not None else "destroyed after timeout"
-            return StopResult(name, how, time.monotonic() - began, method)
+        return _stopping.stop(self, name, timeout=timeout, mode=mode)
 
     def reboot(self, name: str, *, timeout: float = 60.0, mode: str | None = None) -> RebootResult:
         """Reboot the system inside: a new init, the container running again.
@@ -657,55 +421,10 @@ class Host:
         gone down (``on_reboot = restart``); an init that knows no reboot request is
         stopped gracefully and started again (method ``restart``).
         """
-        began = time.monotonic()
-        dom = self.domain(name)
-        if not _libvirt.call(f"reading the state of {name}", dom.isActive):
-            raise InvalidState(f"{name} is not running", hint=f"`lxcvirt start {name}`")
-        plan = self._init_plan(dom, mode, reboot=True)
-        if plan.restart:
-            self.stop(name, timeout=timeout)
-            self.start(name, check=False, timeout=timeout)
-            return RebootResult(name, "restarted", time.monotonic() - began, plan.describe(),
-                                self.status(name))
-        old_id = dom.ID()
-        uuid = dom.UUIDString()
-        deadline = began + timeout
-
-        conn: _libvirt.Connection = self.conn
-
-        def current() -> Domain:
-            # A domain handle caches its id: look it up again to see the new one.
-            return conn.lookupByUUIDString(uuid)
-
-        def back() -> bool:
-            with _libvirt.ignored():  # not found for a moment while libvirt restarts it
-                fresh = current()
-                return bool(fresh.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-                            and fresh.ID() not in (-1, old_id))
-            return False
-
-        with LifecycleWatch(self.conn, dom) as watch:
-            refused = self._ask_init(dom, name, plan, plan.signals, deadline)
-            if refused is not None:
-                raise refused
-            if not watch.wait_for(set(), max(0.0, deadline - time.monotonic()), back):
-                state = reason_name(*dom.state()) if dom.isActive() else "shut off"
-                raise InvalidState(
-                    f"{name} did not come back from its reboot within {timeout:g} s "
-                    f"(now: {state}; on_reboot must be 'restart' for libvirt to start it again)"
-                )
-        fresh = current()
-        if self.passes_fds:
-            wait_init_known(fresh, deadline)
-        return RebootResult(name, "rebooted", time.monotonic() - began, plan.describe(),
-                            self._status_of(fresh))
+        return _stopping.reboot(self, name, timeout=timeout, mode=mode)
 
     def _destroy(self, dom: Domain, name: str) -> None:
-        try:
-            _libvirt.call(f"destroying {name}", dom.destroy)
-        except LibvirtError:
-            if _libvirt.call(f"reading the state of {name}", dom.isActive):
-                raise
+        destroy_domain(dom, name)
 
     def destroy(self, name: str) -> StopResult:
         """Stop at once (libvirt sends SIGTERM, then SIGKILL)."""

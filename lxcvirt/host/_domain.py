@@ -75,3 +75,13 @@ def dom_init(dom: Domain) -> str:
         return ""
     path = (root.findtext("os/init") or "").strip()
     return f" {path}" if path else ""
+
+
+def destroy_domain(dom: Domain, name: str) -> None:
+    """Destroy ``dom``; an error is raised only when it is still running after it (it may
+    have gone down by itself meanwhile)."""
+    try:
+        _libvirt.call(f"destroying {name}", dom.destroy)
+    except LibvirtError:
+        if _libvirt.call(f"reading the state of {name}", dom.isActive):
+            raise
