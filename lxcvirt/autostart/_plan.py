@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import SpecError
-from .spec import Autostart
+from ..errors import SpecError
+from ..spec import Autostart
 
 
 def settings_dict(a: Autostart) -> dict[str, object]:

@@ -1,0 +1,308 @@
+"""Running a plan: start-all in priority order and stop-all in reverse, a thread pool per
+wave, each worker on a connection of its own, one outcome per container."""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import _libvirt
+from ..errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    InvalidState,
+    LxcvirtError,
+    NotFound,
+)
+from ..host import LifecycleWatch
+from ._boot import run_lock
+from ._plan import Plan, plan
+from ._settings import entries
+
+if TYPE_CHECKING:
+    from ..host import Host
+
+
+#: Starts/stops at once within a wave, each on a connection of its own.  libvirtd has 20
+#: workers by default; a destroy of a SIGTERM-ignoring container holds one ~1.8 s.
+DEFAULT_PARALLEL = 10
+
+
+# --- running a plan ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one container."""
+
+    name: str
+    action: str  # "start" | "stop" | "skip"
+    result: str  # started, already running, failed, skipped, shut down, destroyed, ...
+    ok: bool
+    seconds: float = 0.0
+    reason: str = ""
+    priority: int = 0
+    #: The run stopped waiting for it after its ``time`` and went on.
+    went_on: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "action": self.action, "result": self.result,
+                "ok": self.ok, "seconds": round(self.seconds, 3), "reason": self.reason,
+                "priority": self.priority, "went_on": self.went_on}
+
+
+@dataclass(frozen=True)
+class Report:
+    action: str  # "start" | "stop"
+    outcomes: tuple[Outcome, ...]
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done, 2 some not, 1 none (nothing to do is success)."""
+        bad = len(self.failed)
+        if bad == 0:
+            return EXIT_OK
+        return EXIT_ERROR if bad == len(self.outcomes) else EXIT_PARTIAL
+
+    def to_dict(self) -> dict[str, object]:
+        return {"action": self.action, "seconds": round(self.seconds, 3),
+                "exit_code": self.exit_code, "notes": list(self.notes),
+                "containers": [o.to_dict() for o in self.outcomes]}
+
+
+Progress = Callable[[Outcome], None]
+
+
+class _Connections:
+    """One connection per worker thread.
+
+    libvirtd serves at most ``max_client_requests`` (default 5) calls of one client at a
+    time, so threads sharing one connection queue behind each other in the daemon; seen
+    here: ten parallel stops on one connection took as long as five.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.uri = host.uri
+        self.local = threading.local()
+        self.made: list[Host] = []
+        self.lock = threading.Lock()
+
+    def host(self) -> Host:
+        mine: Host | None = getattr(self.local, "host", None)
+        if mine is None:
+            from ..host import Host
+
+            mine = Host(self.uri, preflight=lambda _h: None)
+            self.local.host = mine
+            with self.lock:
+                self.made.append(mine)
+        return mine
+
+    def close(self) -> None:
+        with self.lock:
+            for h in self.made:
+                h.close()
+            self.made.clear()
+
+
+class _Job:
+    def __init__(self, name: str, priority: int) -> None:
+        self.name = name
+        self.priority = priority
+        self.began = threading.Event()
+        self.done = threading.Event()
+        self.t_begin = 0.0
+        self.t_end = 0.0
+        self.outcome: Outcome | None = None
+
+    def finish(self, outcome: Outcome, progress: Progress | None) -> None:
+        self.t_end = _time.monotonic()
+        self.outcome = outcome
+        self.began.set()
+        self.done.set()
+        if progress is not None:
+            progress(outcome)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def start_all(
+    host: Host,
+    *,
+    groups: Sequence[str] | None = None,
+    ignore_auto: bool = False,
+    parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 30.0,
+    settle: float = 0.5,
+    check: bool = True,
+    lock: str | Path | None = None,
+    progress: Progress | None = None,
+    starter: Callable[[str], object] | None = None,
+) -> Report:
+    """Start the autostart set in plan order; see the module docstring for the rules.
+
+    Per container: wait for the ones it follows (skip it when one of them failed), start it
+    (``timeout`` s at most for RUNNING), and when its ``time`` > 0 hold the next wave back
+    until it runs or ``time`` s have passed.  Afterwards ``settle`` s more are watched for
+    inits that exit at once.  ``starter`` replaces the start call (tests hold one back).
+    """
+    began = _time.monotonic()
+    with run_lock(lock):
+        the_plan = plan(entries(host), groups=groups, ignore_auto=ignore_auto)
+        if check and any(not e.running for e in the_plan.entries.values()):
+            host.preflight()
+        conns = _Connections(host)
+        start = starter or (
+            lambda n: conns.host().start(n, check=False, settle=0, timeout=timeout)
+        )
+        watch = LifecycleWatch(host.conn)
+        try:
+            outcomes = _run_start(host, the_plan, watch, start, max(1, parallel), settle,
+                                  progress)
+        finally:
+            watch.close()
+            conns.close()
+    return Report("start", outcomes, the_plan.notes, _time.monotonic() - began)
+
+
+def _run_start(
+    host: Host, the_plan: Plan, watch: LifecycleWatch, start: Callable[[str], object],
+    parallel: int, settle: float, progress: Progress | None,
+) -> tuple[Outcome, ...]:
+    jobs: dict[str, _Job] = {}
+
+    def run(job: _Job, deps: list[_Job]) -> None:
+        for dep in deps:
+            dep.done.wait()
+            assert dep.outcome is not None
+            why = ""
+            if not dep.outcome.ok:
+                what = "failed" if dep.outcome.result == "failed" else "was skipped"
+                why = f"follows {dep.name}, which {what}"
+            elif watch.died(dep.name, dep.t_begin):
+                why = f"follows {dep.name}, which stopped after it started"
+            if why:
+                job.finish(Outcome(job.name, "skip", "skipped", False, reason=why,
+                                   priority=job.priority), progress)
+                return
+        job.t_begin = _time.monotonic()
+        job.began.set()
+        try:
+            start(job.name)
+            outcome = Outcome(job.name, "start", "started", True, priority=job.priority)
+        except InvalidState:
+            outcome = Outcome(job.name, "skip", "already running", True, priority=job.priority)
+        except LxcvirtError as exc:
+            outcome = Outcome(job.name, "start", "failed", False, reason=_first_line(exc),
+                              priority=job.priority)
+        except Exception as exc:  # noqa: BLE001 - one container's bug must not stop the boot
+            outcome = Outcome(job.name, "start", "failed", False,
+                              reason=f"unexpected {type(exc).__name__}: {_first_line(exc)}",
+                              priority=job.priority)
+        job.finish(replace(outcome, seconds=_time.monotonic() - job.t_begin), progress)
+
+    went_on: set[str] = set()
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="autostart") as pool:
+        for wave in the_plan.waves:
+            hold = []
+            for name in wave.names:
+                entry = the_plan.entries[name]
+                job = jobs[name] = _Job(name, wave.priority)
+                if entry.running:
+                    job.finish(Outcome(name, "skip", "already running", True,
+                                       priority=wave.priority), progress)
+                    continue
+                # The ones it follows are in earlier waves, so already in ``jobs``; FIFO
+                # hand-out means they hold a worker or are done: no deadlock.
+                pool.submit(run, job, [jobs[d] for d in the_plan.follows(name)])
+                if entry.settings.time > 0:
+                    hold.append((job, entry.settings.time))
+            for job, seconds in hold:
+                job.began.wait()
+                if not job.done.wait(max(0.0, job.t_begin + seconds - _time.monotonic())):
+                    went_on.add(job.name)
+    started = [(n, j.t_begin) for n, j in jobs.items()
+               if j.outcome is not None and j.outcome.result == "started"]
+    if started and settle > 0:
+        watch.wait_window(max(j.t_end for j in jobs.values()) + settle, started)
+    out = []
+    for name in the_plan.order():
+        o = jobs[name].outcome
+        assert o is not None
+        if o.result == "started" and (watch.died(name, jobs[name].t_begin)
+                                      or not _active(host, name)):
+            o = replace(o, result="failed", ok=False, reason=(
+                f"stopped right after it started (its init exited); see its log, "
+                f"/var/log/libvirt/lxc/{name}.log"))
+        out.append(replace(o, went_on=name in went_on))
+    return tuple(out)
+
+
+def _active(host: Host, name: str) -> bool:
+    try:
+        return bool(_libvirt.call(f"reading the state of {name}", host.domain(name).isActive))
+    except NotFound:
+        return False
+
+
+def stop_all(
+    host: Host,
+    *,
+    groups: Sequence[str] | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 30.0,
+    lock: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Stop every running container (of ``groups``) in the reverse start order.
+
+    Each wave in parallel: a graceful shutdown, destroyed after ``timeout`` s.  A container
+    that fails to stop is reported and the rest go on.
+    """
+    began = _time.monotonic()
+    with run_lock(lock):
+        running = [e for e in entries(host) if e.running]
+        the_plan = plan(running, groups=groups, ignore_auto=True).reversed()
+        outcomes: dict[str, Outcome] = {}
+        conns = _Connections(host)
+
+        def run(name: str, priority: int) -> None:
+            t0 = _time.monotonic()
+            try:
+                res = conns.host().stop(name, timeout=timeout)
+                o = Outcome(name, "stop", res.how, True, priority=priority)
+            except LxcvirtError as exc:
+                o = Outcome(name, "stop", "failed", False, reason=_first_line(exc),
+                            priority=priority)
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                o = Outcome(name, "stop", "failed", False,
+                            reason=f"unexpected {type(exc).__name__}: {_first_line(exc)}",
+                            priority=priority)
+            outcomes[name] = o = replace(o, seconds=_time.monotonic() - t0)
+            if progress is not None:
+                progress(o)
+
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, parallel),
+                                    thread_name_prefix="autostop") as pool:
+                for wave in the_plan.waves:
+                    wait([pool.submit(run, n, wave.priority) for n in wave.names])
+        finally:
+            conns.close()
+    # The plan's notes are about waiting at start ("follows X, which ..."): not said here.
+    return Report("stop", tuple(outcomes[n] for n in the_plan.order()), (),
+                  _time.monotonic() - began)
