@@ -8,6 +8,7 @@ verdicts are :mod:`lxcvirt.checks`'.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
 import re
@@ -125,12 +126,16 @@ class Reader:
         return self.root / absolute.lstrip("/")
 
     def text(self, absolute: str) -> str | None:
+        """A file's text; None when it is not there, or is a /proc file of a process
+        that went away while it was read (the kernel then says EINVAL or ESRCH)."""
         try:
             return self.path(absolute).read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
             return None
-        except NotADirectoryError:
-            return None
+        except OSError as exc:
+            if absolute.startswith("/proc/") and exc.errno in (errno.EINVAL, errno.ESRCH):
+                return None
+            raise
 
     def subsystems(self) -> dict[str, Subsystem]:
         return parse_proc_cgroups(self.text("/proc/cgroups") or "")

@@ -97,6 +97,10 @@ def convert(exc: libvirt.libvirtError, doing: str = "") -> LibvirtError:
     code = exc.get_error_code()
     domain = exc.get_error_domain()
     msg = (exc.get_error_message() or str(exc)).strip()
+    if code in _UNREACHABLE_CODES or domain in _UNREACHABLE_DOMAINS:
+        # libvirt's words for it vary ("client socket is closed", "End of file while
+        # reading data", "internal error: ..."): say what happened first.
+        msg = f"lost the connection to libvirtd ({msg})"
     text = f"{doing}: {msg}" if doing else msg
     cls: type[LibvirtError]
     if code in _NOT_FOUND:

@@ -27,6 +27,7 @@ from pathlib import Path
 from . import _libvirt
 from ._compare import compare
 from .errors import (
+    DaemonUnreachable,
     LxcvirtError,
     NotFound,
     Problem,
@@ -36,7 +37,7 @@ from .errors import (
     ValidationError,
     XMLError,
 )
-from .host import Host, LifecycleWatch, keep_generated, state_name
+from .host import Host, LifecycleWatch, keep_generated, running_when_back, state_name
 from .inventory import Inventory, load_inventory
 from .metadata import read_autostart
 from .rootfs import ensure_roots, needs_root
@@ -52,6 +53,8 @@ START = "start"
 STOP = "stop"
 UNDEFINE = "undefine"
 
+#: Seconds an apply waits for a libvirtd it lost to answer again before it says "unknown".
+RECONNECT_WAIT = 10.0
 _INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
 
 # --- reading the files ---------------------------------------------------------------
@@ -539,6 +542,7 @@ def _act(
     diff = ""
     restart_needed = item.restart_needed
     started: float | None = None
+    action = ""
     try:
         for action in item.actions:
             if action == ROOTFS and item.spec is not None:
@@ -572,6 +576,20 @@ def _act(
             elif action == UNDEFINE:
                 target.undefine(item.name, force=True, timeout=timeout)
                 done.append("undefined")
+    except DaemonUnreachable as exc:
+        # libvirtd went away mid-action: a start or stop may have happened all the same.
+        # Ask again once it is back; never report as failed what is as asked.
+        want = {START: True, RESTART: True, STOP: False}.get(action)
+        running = None if want is None else running_when_back(
+            target.uri, item.name, time.monotonic() + RECONNECT_WAIT)
+        if want is not None and running == want:
+            done.append({START: "started", RESTART: "restarted", STOP: "stopped"}[action]
+                        + " (read again after libvirtd came back)")
+            return ItemResult(item.host, item.name, item.actions, tuple(done), None,
+                              restart_needed and action != RESTART, diff), None
+        error = str(exc) if running is not None else f"{exc}; its state is unknown"
+        return ItemResult(item.host, item.name, item.actions, tuple(done), error,
+                          restart_needed, diff), None
     except LxcvirtError as exc:
         return ItemResult(item.host, item.name, item.actions, tuple(done), str(exc),
                           restart_needed, diff), None
@@ -592,6 +610,10 @@ def _settle(target: Host, watch: LifecycleWatch, results: list[ItemResult],
         r = results[i]
         try:
             alive = not watch.died(r.name, since) and bool(target.domain(r.name).isActive())
+        except DaemonUnreachable:
+            # Lost libvirtd while watching: what runs once it is back decides.
+            alive = running_when_back(target.uri, r.name,
+                                      time.monotonic() + RECONNECT_WAIT) is not False
         except LxcvirtError:
             alive = False
         if not alive:

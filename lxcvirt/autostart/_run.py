@@ -16,11 +16,12 @@ from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
+    DaemonUnreachable,
     InvalidState,
     LxcvirtError,
     NotFound,
 )
-from ..host import LifecycleWatch
+from ..host import LifecycleWatch, running_when_back
 from ._boot import run_lock
 from ._plan import Plan, plan
 from ._settings import entries
@@ -140,6 +141,34 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
+#: Seconds a run waits for a daemon it lost to answer again before it says "unknown".
+RECONNECT_WAIT = 10.0
+
+
+def _settle_lost(uri: str, outcomes: Sequence[Outcome], lost: set[str],
+                 want_running: bool) -> list[Outcome]:
+    """Outcomes of the containers whose call lost the daemon, told from what runs once it
+    is back: done after all, not done, or unknown (never "failed" for one that is as
+    asked)."""
+    deadline = _time.monotonic() + RECONNECT_WAIT
+    out = []
+    for o in outcomes:
+        if o.name in lost:
+            running = running_when_back(uri, o.name, deadline)
+            why = "the connection to libvirtd was lost"
+            if running is None:
+                o = replace(o, result="unknown", ok=False,
+                            reason=f"{why}, and it did not answer again; state unknown")
+            elif running == want_running:
+                done = "started" if want_running else "shut down"
+                o = replace(o, result=done, ok=True,
+                            reason=f"{why}; its state was read again once it answered")
+            else:
+                o = replace(o, reason=f"{why}; {o.reason}")
+        out.append(o)
+    return out
+
+
 def start_all(
     host: Host,
     *,
@@ -170,18 +199,21 @@ def start_all(
             lambda n: conns.host().start(n, check=False, settle=0, timeout=timeout)
         )
         watch = LifecycleWatch(host.conn)
+        lost: set[str] = set()
         try:
             outcomes = _run_start(host, the_plan, watch, start, max(1, parallel), settle,
-                                  progress)
+                                  progress, lost)
         finally:
             watch.close()
             conns.close()
+        if lost:
+            outcomes = tuple(_settle_lost(host.uri, outcomes, lost, want_running=True))
     return Report("start", outcomes, the_plan.notes, _time.monotonic() - began)
 
 
 def _run_start(
     host: Host, the_plan: Plan, watch: LifecycleWatch, start: Callable[[str], object],
-    parallel: int, settle: float, progress: Progress | None,
+    parallel: int, settle: float, progress: Progress | None, lost: set[str],
 ) -> tuple[Outcome, ...]:
     jobs: dict[str, _Job] = {}
 
@@ -206,6 +238,10 @@ def _run_start(
             outcome = Outcome(job.name, "start", "started", True, priority=job.priority)
         except InvalidState:
             outcome = Outcome(job.name, "skip", "already running", True, priority=job.priority)
+        except DaemonUnreachable as exc:
+            lost.add(job.name)  # told again from what runs once the daemon is back
+            outcome = Outcome(job.name, "start", "failed", False, reason=_first_line(exc),
+                              priority=job.priority)
         except LxcvirtError as exc:
             outcome = Outcome(job.name, "start", "failed", False, reason=_first_line(exc),
                               priority=job.priority)
@@ -244,7 +280,7 @@ def _run_start(
         o = jobs[name].outcome
         assert o is not None
         if o.result == "started" and (watch.died(name, jobs[name].t_begin)
-                                      or not _active(host, name)):
+                                      or _active(host, name) is False):
             o = replace(o, result="failed", ok=False, reason=(
                 f"stopped right after it started (its init exited); see its log, "
                 f"/var/log/libvirt/lxc/{name}.log"))
@@ -252,11 +288,14 @@ def _run_start(
     return tuple(out)
 
 
-def _active(host: Host, name: str) -> bool:
+def _active(host: Host, name: str) -> bool | None:
+    """Whether ``name`` runs; None when the daemon does not answer (not known)."""
     try:
         return bool(_libvirt.call(f"reading the state of {name}", host.domain(name).isActive))
     except NotFound:
         return False
+    except DaemonUnreachable:
+        return None
 
 
 def stop_all(
@@ -278,6 +317,7 @@ def stop_all(
         running = [e for e in entries(host) if e.running]
         the_plan = plan(running, groups=groups, ignore_auto=True).reversed()
         outcomes: dict[str, Outcome] = {}
+        lost: set[str] = set()
         conns = _Connections(host)
 
         def run(name: str, priority: int) -> None:
@@ -285,6 +325,10 @@ def stop_all(
             try:
                 res = conns.host().stop(name, timeout=timeout)
                 o = Outcome(name, "stop", res.how, True, priority=priority)
+            except DaemonUnreachable as exc:
+                lost.add(name)
+                o = Outcome(name, "stop", "failed", False, reason=_first_line(exc),
+                            priority=priority)
             except LxcvirtError as exc:
                 o = Outcome(name, "stop", "failed", False, reason=_first_line(exc),
                             priority=priority)
@@ -303,6 +347,8 @@ def stop_all(
                     wait([pool.submit(run, n, wave.priority) for n in wave.names])
         finally:
             conns.close()
+    ordered = [outcomes[n] for n in the_plan.order()]
+    if lost:
+        ordered = _settle_lost(host.uri, ordered, lost, want_running=False)
     # The plan's notes are about waiting at start ("follows X, which ..."): not said here.
-    return Report("stop", tuple(outcomes[n] for n in the_plan.order()), (),
-                  _time.monotonic() - began)
+    return Report("stop", tuple(ordered), (), _time.monotonic() - began)

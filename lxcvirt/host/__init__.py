@@ -18,6 +18,7 @@ from ._controller import (
     Host,
     PreflightHook,
     default_preflight,
+    running_when_back,
 )
 from ._definitions import definition_diff, keep_generated
 from ._events import LifecycleWatch
@@ -46,6 +47,7 @@ __all__ = [
     "Status",
     "StopResult",
     "default_preflight",
+    "running_when_back",
     "definition_diff",
     "keep_generated",
     "reason_name",

@@ -25,6 +25,7 @@ from .._proc import init_ipv4
 from .._xml import parse_xml
 from ..errors import (
     AlreadyExists,
+    DaemonUnreachable,
     InvalidState,
     NotFound,
     Refused,
@@ -445,6 +446,22 @@ class Host:
             self.stop(name, timeout=timeout)
         if dom.isPersistent():
             _libvirt.call(f"undefining {name}", dom.undefine)
+
+
+def running_when_back(uri: str, name: str, deadline: float) -> bool | None:
+    """Whether ``name`` runs, asked on a new connection once the daemon at ``uri`` answers
+    again (a libvirtd that died mid-command and was restarted); None when it does not
+    answer before ``deadline`` (time.monotonic())."""
+    while True:
+        try:
+            with Host(uri, preflight=lambda _h: None) as fresh:
+                return fresh.status(name).running
+        except NotFound:
+            return False
+        except DaemonUnreachable:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
 
 
 def default_preflight() -> PreflightHook:
