@@ -1,0 +1,335 @@
+"""The plan: what each host has against what the files want, and the actions that close
+the gap; nothing is changed while planning."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import _libvirt
+from .._compare import compare
+from ..errors import (
+    LxcvirtError,
+    NotFound,
+    Problem,
+    Refused,
+    SpecError,
+    ValidationError,
+    XMLError,
+)
+from ..host import Host, keep_generated, state_name
+from ..inventory import Inventory, load_inventory
+from ..metadata import read_autostart
+from ..rootfs import needs_root
+from ..spec import Autostart, Container
+from ._sources import Source, _problems, collect_files, read_source
+
+ROOTFS = "build root"
+CREATE = "create"
+REDEFINE = "redefine"
+AUTOSTART = "autostart"
+RESTART = "restart"
+START = "start"
+STOP = "stop"
+UNDEFINE = "undefine"
+
+#: Seconds an apply waits for a libvirtd it lost to answer again before it says "unknown".
+RECONNECT_WAIT = 10.0
+_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """What apply will do to one container on one host."""
+
+    host: str
+    name: str
+    source: str | None  # the file; None for a container only --prune knows of
+    current: str  # "absent", "running", "shut off", ...
+    wanted: str  # "running" | "stopped" | "defined" | "absent"
+    actions: tuple[str, ...] = ()
+    diff: str = ""
+    restart_needed: bool = False
+    autostart: Autostart | None = None
+    xml: str = field(default="", repr=False, compare=False)
+    spec: Container | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    def describe(self) -> str:
+        words = list(self.actions) or ["unchanged"]
+        if self.restart_needed:
+            words.append("restart needed")
+        return ", ".join(words)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "name": self.name,
+            "source": self.source,
+            "current": self.current,
+            "wanted": self.wanted,
+            "actions": list(self.actions),
+            "changed": self.changed,
+            "restart_needed": self.restart_needed,
+            "diff": self.diff,
+        }
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """The plan for one host; ``error`` when the host could not be read."""
+
+    host: str
+    uri: str
+    items: tuple[PlanItem, ...]
+    error: str | None = None
+    local: bool = True
+    target: Host | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return any(i.changed for i in self.items)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "uri": self.uri,
+            "local": self.local,
+            "error": self.error,
+            "plan": [i.to_dict() for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything apply will do, per host; nothing has been changed yet."""
+
+    hosts: tuple[HostPlan, ...]
+    files: tuple[str, ...]
+    prune: bool = False
+    restart: bool = False
+    _owned: tuple[Host, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def changed(self) -> bool:
+        return any(h.changed for h in self.hosts)
+
+    @property
+    def items(self) -> list[PlanItem]:
+        return [i for h in self.hosts for i in h.items]
+
+    def close(self) -> None:
+        """Close the connections :func:`plan` opened itself."""
+        for h in self._owned:
+            h.close()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "files": list(self.files),
+            "changed": self.changed,
+            "hosts": [h.to_dict() for h in self.hosts],
+        }
+
+
+def _plan_one(
+    target: Host, host_name: str, src: Source, *, restart: bool, host_emulator: bool
+) -> PlanItem:
+    prepared = target.prepare(
+        src.spec if src.spec is not None else Path(src.path), host_emulator=host_emulator
+    )
+    new_root, xml = prepared.root, prepared.xml
+    wanted = src.state
+    autostart = read_autostart(new_root)
+    try:
+        dom = target.domain(src.name)
+    except NotFound:
+        first = (CREATE, START) if wanted == "running" else (CREATE,)
+        if src.spec is not None and needs_root(src.spec, local=target.is_local):
+            first = (ROOTFS, *first)
+        return PlanItem(host_name, src.name, src.path, "absent", wanted, first,
+                        autostart=autostart, xml=xml, spec=src.spec)
+    with _libvirt.converted(f"reading {src.name}"):
+        stored_xml = str(dom.XMLDesc(_INACTIVE))
+        state = int(dom.state()[0])
+        active = bool(dom.isActive())
+        persistent = bool(dom.isPersistent())
+    if src.spec is None and keep_generated(new_root, stored_xml):
+        from lxml import etree
+
+        xml = etree.tostring(new_root, encoding="unicode")
+    cmp = compare(src.name, stored_xml, new_root)
+    actions: list[str] = []
+    restart_needed = False
+    if cmp.changed or not persistent:
+        actions.append(AUTOSTART if cmp.autostart_only and persistent else REDEFINE)
+    if active and wanted == "stopped":
+        actions.append(STOP)
+    elif not active and wanted == "running":
+        actions.append(START)
+    elif active and REDEFINE in actions:
+        if restart:
+            actions.append(RESTART)
+        else:
+            restart_needed = True
+    starting = START in actions or RESTART in actions
+    if (starting and target.is_local and src.spec is not None
+            and needs_root(src.spec, local=True)):
+        actions.insert(0, ROOTFS)  # defined before, its root folder since removed
+    return PlanItem(host_name, src.name, src.path, state_name(state), wanted, tuple(actions),
+                    cmp.diff, restart_needed, autostart, xml, src.spec)
+
+
+def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None) -> list[PlanItem]:
+    items = []
+    for st in target.list(all=True):
+        if not st.managed or st.name in keep:
+            continue
+        if match is not None and not fnmatch.fnmatchcase(st.name, match):
+            continue
+        actions = ((STOP,) if st.running or st.id is not None else ()) + (UNDEFINE,)
+        items.append(PlanItem(host_name, st.name, None, st.state, "absent", actions))
+    return items
+
+
+def _targets(
+    uri: str | None,
+    inventory: Inventory | str | Path | None,
+    select: Sequence[str],
+) -> tuple[list[tuple[str, str]], Inventory | None]:
+    inv = inventory
+    if inv is not None and not isinstance(inv, Inventory):
+        inv = load_inventory(inv)
+    if inv is not None:
+        if uri is not None:
+            raise SpecError("", "give either a URI (-c) or an inventory, not both")
+        return inv.select(select), inv
+    if select:
+        from ..inventory import is_uri
+
+        bad = [s for s in select if not is_uri(s)]
+        if bad:
+            raise SpecError("", f"host {bad[0]!r} needs an inventory (--inventory FILE) "
+                            "or write it as a libvirt URI")
+        return [(s, s) for s in dict.fromkeys(select)], None
+    u = uri or _libvirt.default_uri()
+    return [(u, u)], None
+
+
+def plan(
+    paths: Iterable[str | Path],
+    *,
+    uri: str | None = None,
+    inventory: Inventory | str | Path | None = None,
+    select: Sequence[str] = (),
+    hosts: Mapping[str, Host] | None = None,
+    prune: bool = False,
+    prune_match: str | None = None,
+    restart: bool = False,
+    host_emulator: bool = False,
+) -> Plan:
+    """Read, validate and compare; change nothing.
+
+    Targets: ``hosts`` (name -> :class:`Host`, used as given), else the ``select``ed hosts
+    of ``inventory`` (all of them by default), else ``select`` as URIs, else ``uri``.
+    Raises :class:`ValidationError` (every bad file, by name) before any host is asked to
+    change anything; a host that cannot be reached gets a :class:`HostPlan` with ``error``.
+    """
+    inv: Inventory | None = None
+    if hosts is not None:
+        chosen = [(n, h.uri) for n, h in hosts.items()]
+        targets = dict(hosts)
+    else:
+        pairs, inv = _targets(uri, inventory, select)
+        chosen = pairs
+        targets = {}
+    skip = [Path(inv.source)] if inv is not None and inv.source != "<inventory>" else []
+    files = collect_files(paths, skip=skip)
+    problems: list[Problem] = []
+    sources: list[Source] = []
+    for f in files:
+        try:
+            sources.append(read_source(f))
+        except LxcvirtError as exc:
+            problems.extend(_problems(str(f), exc))
+    host_names = [n for n, _ in chosen]
+    per_host: dict[str, list[Source]] = {n: [] for n in host_names}
+    seen: dict[tuple[str, str], str] = {}
+    for src in sources:
+        if src.hosts and inv is None and hosts is None:
+            problems.append(Problem(src.path, None, None,
+                                    f"hosts: names hosts {', '.join(src.hosts)}; "
+                                    "pass an inventory (--inventory FILE) that defines them"))
+            continue
+        known = inv.names if inv is not None else tuple(host_names)
+        unknown = [h for h in src.hosts if h not in known]
+        if unknown:
+            problems.append(Problem(src.path, None, None,
+                                    f"hosts: {unknown[0]!r} is not in the inventory "
+                                    f"(known: {', '.join(known)})"))
+            continue
+        for h in src.hosts or host_names:
+            if h not in per_host:
+                continue  # a host not selected this run
+            other = seen.get((h, src.name))
+            if other is not None:
+                problems.append(Problem(src.path, None, None,
+                                        f"container {src.name!r} is also defined by {other}"))
+                continue
+            seen[(h, src.name)] = src.path
+            per_host[h].append(src)
+    if problems:
+        raise ValidationError(problems)
+
+    def plan_host(name: str, host_uri: str) -> tuple[HostPlan, list[Problem], Host | None]:
+        # Run in a thread per host: it returns what it found, sharing nothing.
+        found: list[Problem] = []
+        target = targets.get(name)
+        opened = None
+        if target is None:
+            target = opened = Host(host_uri)
+        items: list[PlanItem] = []
+        try:
+            target.conn  # noqa: B018 - connect now: an unreachable host is reported as such
+            for src in per_host[name]:
+                try:
+                    items.append(_plan_one(target, name, src, restart=restart,
+                                           host_emulator=host_emulator))
+                except (SpecError, XMLError, Refused) as exc:
+                    # Refused: e.g. an emulator this host has not
+                    found.extend(_problems(src.path, exc))
+            if prune:
+                keep = {s.name for s in per_host[name]}
+                items.extend(_plan_prune(target, name, keep, prune_match))
+        except LxcvirtError as exc:
+            return (HostPlan(name, host_uri, (), str(exc).splitlines()[0], target.is_local,
+                             target), found, opened)
+        return HostPlan(name, host_uri, tuple(items), None, target.is_local, target), found, opened
+
+    if len(chosen) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+            planned = list(pool.map(lambda p: plan_host(*p), chosen))  # in the given order
+    else:
+        planned = [plan_host(n, u) for n, u in chosen]
+    host_plans = [hp for hp, _, _ in planned]
+    owned = [h for _, _, h in planned if h is not None]
+    problems = [p for _, found, _ in planned for p in found]
+    if problems:
+        for opened in owned:
+            opened.close()
+        raise ValidationError(problems)
+    return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, tuple(owned))
