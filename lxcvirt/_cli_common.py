@@ -33,6 +33,13 @@ class State:
             self._host = Host(self.uri, **kwargs)
         return self._host
 
+    def close(self) -> None:
+        """Release the connection a command opened (in-process callers of ``main`` run
+        many commands in one process)."""
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
 
 def emit(data: object) -> None:
     """Print ``data`` as JSON (the ``--json`` output of every command)."""

@@ -544,6 +544,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     state = State()
     try:
+        return _main(args, state)
+    finally:
+        state.close()
+
+
+def _main(args: list[str], state: State) -> int:
+    try:
         rv = cli.main(args=args, prog_name="lxcvirt", standalone_mode=False, obj=state)
     except LxcvirtError as exc:
         if state.json:

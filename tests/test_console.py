@@ -24,7 +24,7 @@ from conftest import busybox_spec
 from lxcvirt.console import (
     ConsoleLock,
     Session,
-    _Expect,
+    Expect,
     attach,
     decode_send,
     escape_name,
@@ -109,7 +109,7 @@ def test_escape_names_and_send_text() -> None:
 
 
 def test_expect_matches_in_order_across_chunks() -> None:
-    e = _Expect(["log", "in: ", "two"])
+    e = Expect(["log", "in: ", "two"])
     assert not e.feed(b"two lo")  # "two" before the patterns ahead of it does not count
     assert not e.feed(b"gin")
     assert e.waiting_for == "in: "
@@ -117,7 +117,7 @@ def test_expect_matches_in_order_across_chunks() -> None:
     assert e.waiting_for == "two"
     assert e.feed(b"t" + b"wo")
     with pytest.raises(ConsoleError, match="bad regular expression"):
-        _Expect(["("])
+        Expect(["("])
 
 
 def test_lock_refuses_a_second_session_and_names_the_holder(tmp_path: Path) -> None:

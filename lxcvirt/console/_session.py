@@ -1,63 +1,25 @@
-"""A container's console through libvirt's console stream: interactive or scripted.
-
-``attach(host, name)`` connects our terminal (raw mode) or our stdin/stdout (pipe mode) to
-the container's pty console, ``dom.openConsole(None, stream, 0)``, until one of these
-ends the session:
-
-=====================================  =========  ================================
-what happened                          exit code  said on stderr
-=====================================  =========  ================================
-the escape key (``^]``) was typed      0          detached
-the container stopped                  0          NAME stopped
-``--expect`` matched                   0          (nothing)
-stdin ended, console quiet (pipe)      0          (nothing)
-``--expect`` not seen in ``timeout``   1          timed out ...
-libvirtd went away                     1          lost the connection ...
-another session took over (--force)    1          taken over by pid N
-the console kept closing               1          gave up reattaching ...
-SIGTERM / SIGHUP / SIGINT to us        128+N      (nothing)
-=====================================  =========  ================================
-
-How the pieces fit:
-
-* libvirt's event loop thread (see :mod:`lxcvirt._libvirt`) runs the stream callback,
-  which reads what the console prints and writes it to stdout straight away (as virsh
-  does: no hop through another thread).  Lifecycle and connection-close callbacks run
-  there too.  They only set flags and poke a pipe; the main thread decides.
-* The main thread waits in ``select`` on stdin, that pipe and the lock's takeover socket;
-  it sends keystrokes, watches for the escape byte, restores the terminal on every way
-  out (``finally``; SIGTERM and SIGHUP are turned into a normal end of the loop).
-* A stream that ends (EOF, hang-up, error) does not mean the container is gone: during
-  boot an init may close ``/dev/console`` and a getty reopen it.  We then ask the daemon:
-  running -> reattach with a short backoff and bounded retries; shut off -> say so and
-  exit 0; no daemon -> exit 1.
-* One session per container: libvirt's LXC driver has no safe/force console flags
-  (``openConsole`` takes flags 0 only), and two readers of one pty would each get half
-  of the output.  So :class:`ConsoleLock` is an ``flock`` on
-  ``/run/lxcvirt/console/NAME.lock`` (released by the kernel when a holder dies) plus a
-  datagram socket beside it on which ``--force`` asks the holder to leave.
-"""
+"""A console session: the main thread's loop (stdin, the escape key, the timeout,
+reattaching a stream that ended while the container runs) and how it ends."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-import re
 import select
 import signal
 import termios
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import libvirt
 
-from . import _libvirt
-from ._console_lock import RUN_DIR, ConsoleLock
-from ._terminal import (
+from .. import _libvirt
+from .._terminal import (
     console_pty_path,
     copy_window_size,
     decode_send,
@@ -66,34 +28,28 @@ from ._terminal import (
     raw_terminal,
     write_all,
 )
-from .errors import (
+from ..errors import (
     ConsoleError,
     DaemonUnreachable,
     InvalidState,
     LibvirtError,
     NotFound,
 )
-from .host import LifecycleWatch
+from ..host import LifecycleWatch
+from ._expect import Expect
+from ._lock import ConsoleLock
+from ._stream import CHUNK, close_stream, open_stream, send_all
 
 if TYPE_CHECKING:
-    from .host import Host
+    from ..host import Host
 
 DEFAULT_ESCAPE = "^]"
 #: Pauses between reattach attempts; their number bounds the retries.
 REATTACH_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0)
-#: A reattached stream that delivers data or stays up this long resets the retry count.
-STABLE_AFTER = 2.0
 #: Pipe mode without --expect ends when stdin has ended and the console was quiet this long.
 QUIET_AFTER = 0.5
-_CHUNK = 65536
 
 Notify = Callable[[str], None]
-
-__all__ = ["RUN_DIR", "ConsoleLock", "Result", "Session", "attach", "decode_send",
-           "escape_name", "parse_escape", "raw_terminal"]
-
-
-# --- the session -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -111,43 +67,39 @@ class _Ended(Exception):
         self.result = result
 
 
-class _Expect:
-    """``--expect`` patterns, matched one after the other against the console output."""
+class _Shared:
+    """What libvirt's event-loop thread (the stream, lifecycle and close callbacks) tells
+    the main thread: one Event per fact, and the output's figures under a lock."""
 
-    #: A match may start at most this far before the output that completes it: after a
-    #: search fails only this tail is kept, so long outputs cost linear time.
-    KEEP = 8192
+    def __init__(self) -> None:
+        self.stream_closed = threading.Event()
+        self.stopped = threading.Event()
+        self.daemon_gone = threading.Event()
+        self.matched = threading.Event()
+        self._lock = threading.Lock()
+        self._failed: OSError | None = None
+        self._last_output = time.monotonic()
+        self._writing = False
+        self.bytes_out = 0
 
-    def __init__(self, patterns: Sequence[str]) -> None:
-        try:
-            self.patterns = [re.compile(p.encode()) for p in patterns]
-        except re.error as exc:
-            raise ConsoleError(f"--expect: bad regular expression: {exc}") from exc
-        self.buf = bytearray()
-        self.next = 0
+    def wrote(self, count: int, *, writing: bool) -> None:
+        with self._lock:
+            self.bytes_out += count
+            self._writing = writing
+            self._last_output = time.monotonic()
 
-    @property
-    def done(self) -> bool:
-        return self.next >= len(self.patterns)
+    def output_state(self) -> tuple[float, bool]:
+        """When output last came, and whether a write to stdout is under way."""
+        with self._lock:
+            return self._last_output, self._writing
 
-    @property
-    def waiting_for(self) -> str:
-        return self.patterns[self.next].pattern.decode() if not self.done else ""
+    def fail_output(self, exc: OSError) -> None:
+        with self._lock:
+            self._failed = exc
 
-    def feed(self, data: bytes) -> bool:
-        """Add output; True once every pattern has been seen."""
-        if self.done:
-            return True
-        self.buf += data
-        while not self.done:
-            m = self.patterns[self.next].search(self.buf)
-            if m is None:
-                break
-            del self.buf[: m.end()]
-            self.next += 1
-        if len(self.buf) > self.KEEP:
-            del self.buf[: -self.KEEP]
-        return self.done
+    def output_failed(self) -> OSError | None:
+        with self._lock:
+            return self._failed
 
 
 class Session:
@@ -174,7 +126,7 @@ class Session:
         self.escape = escape
         self.interactive = interactive
         self.send_first = list(send)
-        self.expect = _Expect(expect) if expect else None
+        self.expect = Expect(expect) if expect else None
         self.timeout = timeout
         self.stdin = stdin
         self.stdin_open = read_stdin
@@ -183,24 +135,22 @@ class Session:
         self.lock = lock
         self.dom: Any = None
         self.conn: Any = None
-        # Set by callbacks in the event-loop thread (or by signal handlers), read by run().
+        # What libvirt's event-loop thread tells the main thread: Events, and the output
+        # facts under a lock (see _Shared).  Signal handlers run in the main thread
+        # itself, so what they set (_signal, _winch) is plain.
         self._gen = 0
         self._stream: Any = None
-        self._stream_closed = False
-        self._stopped = False
-        self._daemon_gone = False
-        self._matched = False
-        self._output_failed: OSError | None = None
+        self._shared = _Shared()
         self._signal: int | None = None
         self._winch = False
         self._pty_path: str | None = None
-        self._last_output = time.monotonic()
-        self._got_data = False
-        self._writing = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lifecycle: LifecycleWatch | None = None
         self._close_cb = False
-        self.bytes_out = 0
+
+    @property
+    def bytes_out(self) -> int:
+        return self._shared.bytes_out
 
     # --- callbacks (event-loop thread) ------------------------------------------------
 
@@ -208,58 +158,33 @@ class Session:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
-    def _on_stream(self, stream: Any, events: int, gen: int) -> None:
-        if gen != self._gen:
-            return  # a stream we already let go of
-        closed = False
-        if events & libvirt.VIR_STREAM_EVENT_READABLE:
-            while True:
-                try:
-                    data = _libvirt.call("reading the console", stream.recv, _CHUNK)
-                except LibvirtError:
-                    closed = True
-                    break
-                if isinstance(data, int):  # -2: nothing more for now
-                    break
-                if not data:
-                    closed = True
-                    break
-                self._output(data)
-                if self._output_failed is not None:
-                    break
-        if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
-            closed = True
-        if closed:
-            with _libvirt.ignored():
-                stream.eventUpdateCallback(0)  # stop the callback firing until run() acts
-            self._stream_closed = True
+    def _on_data(self, data: bytes | None) -> bool:
+        """A chunk the console printed, or None once the stream has ended."""
+        if data is None:
+            self._shared.stream_closed.set()
             self._wake()
-
-    def _output(self, data: bytes) -> None:
-        self._last_output = time.monotonic()
-        self._got_data = True
-        self.bytes_out += len(data)
-        self._writing = True  # a reader that is slow is not a quiet console
+            return False
+        self._shared.wrote(len(data), writing=True)  # a slow reader is not a quiet console
         try:
             write_all(self.stdout, data)
         except OSError as exc:  # stdout closed (a pipe reader went away)
-            self._output_failed = exc
+            self._shared.fail_output(exc)
             self._wake()
-            return
+            return False
         finally:
-            self._writing = False
-            self._last_output = time.monotonic()
+            self._shared.wrote(0, writing=False)
         if self.expect is not None and self.expect.feed(data):
-            self._matched = True
+            self._shared.matched.set()
             self._wake()
+        return True
 
     def _on_lifecycle(self, event: int) -> None:
         if event in (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            self._stopped = True
+            self._shared.stopped.set()
             self._wake()
 
     def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
-        self._daemon_gone = True
+        self._shared.daemon_gone.set()
         self._wake()
 
     def _on_winch(self, _signum: int, _frame: Any) -> None:
@@ -286,71 +211,46 @@ class Session:
     def _open_stream(self) -> None:
         self._gen += 1
         gen = self._gen
-        conn = self.conn
-        doing = f"opening the console of {self.name}"
-        st = _libvirt.call(doing, conn.newStream, libvirt.VIR_STREAM_NONBLOCK)
-        try:
-            with _libvirt.converted(doing):
-                self.dom.openConsole(None, st, 0)
-                st.eventAddCallback(
-                    libvirt.VIR_STREAM_EVENT_READABLE
-                    | libvirt.VIR_STREAM_EVENT_ERROR
-                    | libvirt.VIR_STREAM_EVENT_HANGUP,
-                    self._on_stream,
-                    gen,
-                )
-        except LibvirtError:
-            with _libvirt.ignored():
-                st.abort()
-            raise
-        self._stream_closed = False
-        self._got_data = False
-        self._attached_at = time.monotonic()
+        me = weakref.ref(self)
+
+        def handler(data: bytes | None) -> bool:
+            # Held by libvirt for as long as it likes: the session only weakly.
+            session = me()
+            if session is None or session._gen != gen:
+                return False  # a stream we already let go of
+            return session._on_data(data)
+
+        st = open_stream(self.conn, self.dom, self.name, handler)
+        self._shared.stream_closed.clear()
         self._stream = st
 
     def _close_stream(self) -> None:
         st, self._stream = self._stream, None
         self._gen += 1
-        if st is None:
-            return
-        with _libvirt.ignored():
-            st.eventRemoveCallback()
-        with _libvirt.ignored():
-            st.abort()
+        if st is not None:
+            close_stream(st)
 
     def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        waited = 0.0
-        while view:
-            st = self._stream
-            if st is None:
-                return  # between streams: keystrokes typed now are dropped
-            try:
-                n = _libvirt.call("writing to the console", st.send, bytes(view))
-            except LibvirtError:
-                self._stream_closed = True
-                self._wake()
-                return
-            if n == -2:  # the stream's queue is full: give it a moment
-                time.sleep(0.005)
-                waited += 0.005
-                if waited > 5.0:
-                    return
-                continue
-            view = view[n:]
+        st = self._stream
+        if st is None:
+            return  # between streams: keystrokes typed now are dropped
+        if not send_all(st, data):
+            self._shared.stream_closed.set()
+            self._wake()
 
     def _check(self) -> None:
         """Act on what the callbacks and signal handlers said; raise _Ended to finish."""
         if self._signal is not None:
             raise _Ended(Result(128 + self._signal, "signal"))
-        if self._output_failed is not None:
+        failed = self._shared.output_failed()
+        if failed is not None:
             raise _Ended(Result(1, "stdout-closed", f"cannot write the console output: "
-                                f"{self._output_failed.strerror}"))
-        if self._matched:
+                                f"{failed.strerror}"))
+        if self._shared.matched.is_set():
             raise _Ended(Result(0, "matched"))
-        if self._daemon_gone:
+        if self._shared.daemon_gone.is_set():
             raise self._gone_end()
-        if self._stopped:
+        if self._shared.stopped.is_set():
             raise self._stopped_end()
         if self.lock is not None:
             taker = self.lock.takeover_request()
@@ -377,7 +277,7 @@ class Session:
         except DaemonUnreachable as exc:
             raise self._gone_end() from exc
         except LibvirtError as exc:
-            if self._daemon_gone or not self._conn_alive():
+            if self._shared.daemon_gone.is_set() or not self._conn_alive():
                 raise self._gone_end() from exc
             raise
 
@@ -422,7 +322,7 @@ class Session:
             try:
                 self._open_stream()
             except LibvirtError as exc:
-                if self._daemon_gone or not self._conn_alive():
+                if self._shared.daemon_gone.is_set() or not self._conn_alive():
                     raise self._gone_end() from exc
                 continue
             self.say("reattached")
@@ -438,7 +338,7 @@ class Session:
             self._send(chunk)
         while True:
             self._check()
-            if self._stream_closed:
+            if self._shared.stream_closed.is_set():
                 self._reattach()
                 continue
             if self._winch:
@@ -453,8 +353,9 @@ class Session:
                     raise _Ended(Result(0, "timeout"))
                 waits.append(left)
             if not self.interactive and stdin_closed_at is not None and self.expect is None:
-                quiet_for = time.monotonic() - max(self._last_output, stdin_closed_at)
-                if quiet_for >= QUIET_AFTER and not self._writing:
+                last_output, writing = self._shared.output_state()
+                quiet_for = time.monotonic() - max(last_output, stdin_closed_at)
+                if quiet_for >= QUIET_AFTER and not writing:
                     raise _Ended(Result(0, "eof"))
                 waits.append(max(QUIET_AFTER - quiet_for, 0.05))
             rlist = [self._wake_r]
@@ -467,7 +368,7 @@ class Session:
                 self._drain_wake()
             if self.stdin_open and self.stdin in r:
                 try:
-                    data = os.read(self.stdin, _CHUNK)
+                    data = os.read(self.stdin, CHUNK)
                 except OSError as exc:
                     if exc.errno != errno.EIO:  # EIO: our terminal hung up
                         raise
@@ -605,7 +506,7 @@ def attach(
     interactive = stdin_tty and not send and not expect
     payload = [decode_send(s) for s in send]
     if expect:
-        _Expect(expect)  # bad patterns are refused before anything is opened
+        Expect(expect)  # bad patterns are refused before anything is opened
     dom = host.domain(name)
     with _libvirt.converted(f"reading the state of {name}"):
         if not dom.isActive():

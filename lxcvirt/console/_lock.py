@@ -17,8 +17,8 @@ import socket
 import time
 from pathlib import Path
 
-from ._pidlock import PidLock
-from .errors import ConsoleError, LockHeld
+from .._pidlock import PidLock
+from ..errors import ConsoleError, LockHeld
 
 RUN_DIR = Path("/run/lxcvirt/console")
 #: How long --force waits for the holder to let go.
