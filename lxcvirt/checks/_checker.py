@@ -1,60 +1,32 @@
-"""Host checks: will a container really start here?
-
-The checker reads ``/proc`` and ``/sys`` under a root it is given (``/`` on a real host, a
-fixture tree in the tests), never guessing a layout: mounts come from
-``/proc/self/mountinfo``, the kernel's controllers from ``/proc/cgroups``, cgroup v2's from
-``cgroup.controllers``.  With a :class:`~lxcvirt.host.Host` it also asks the daemon side:
-the mount namespace libvirtd really runs in (``/proc/PID/mountinfo``), the LXC driver on
-the URI, the emulator its capabilities name, the networks a spec refers to.  For a spec
-with an ``<idmap>`` it also predicts what would stop it (a shared host network, user
-namespaces off, a root folder the mapped root cannot reach or write, systemd as init without
-its own name=systemd cgroup): each was seen to fail a real start here.
-
-Why the daemon's view: on a hybrid host (v1 controllers plus cgroup2 at
-``/sys/fs/cgroup/unified``) libvirt 9.0's LXC driver fails every start with "Unable to
-create directory /sys/fs/cgroup/unified" while ``virt-host-validate lxc`` and
-``lxc-checkconfig`` pass; a libvirtd started in a mount namespace without that mount works.
-Only the daemon's mountinfo tells which of the two a start will meet.
-
-Each :class:`Finding` is ``fail``, ``warn``, ``ok`` or ``unknown`` (not checkable: a remote
-URI, a file only root may read); only ``fail`` makes the verdict fail.  :func:`enforce`
-runs the required checks once per process and URI before containers start.
-"""
+"""The checker: the root it reads and the daemon it asks, the findings it collects, and
+the cgroup checks (the host's layout, the controllers, and the daemon's own view)."""
 
 from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from ._hostfs import (
-    PROBE_PREFIX,
+from .._hostfs import (
     DirOp,
     Layout,
-    Mount,
     Reader,
     Subsystem,
     daemon_socket,
     make_dir,
     parse_mountinfo,
-    parse_proc_cgroups,
     probe_hierarchy,
     remove_dir,
     socket_owner,
 )
-from ._idmap_checks import idmap_checks
-from .errors import HostError, LxcvirtError
+from ._daemon import daemon_checks, namespace_checks
+from ._idmap import idmap_checks
+from ._report import LEVELS, Finding, Level, Report
 
 if TYPE_CHECKING:
-    from .host import Host
-    from .spec import Container
-
-Level = Literal["fail", "warn", "ok", "unknown"]
-LEVELS: tuple[Level, ...] = ("fail", "warn", "unknown", "ok")
+    from ..host import Host
+    from ..spec import Container
 
 #: libvirt's LXC driver cannot run without these (v1 names; see _required()).
 REQUIRED_V1 = ("cpuacct", "memory", "devices")
@@ -62,89 +34,11 @@ RECOMMENDED_V1 = ("cpu", "freezer", "blkio")
 #: On cgroup v2 device access is filtered by a BPF program, not a "devices" controller.
 REQUIRED_V2 = ("cpu", "memory")
 RECOMMENDED_V2 = ("io",)
-NAMESPACES_REQUIRED = ("mnt", "pid", "uts", "ipc")
-NAMESPACES_OPTIONAL = {
-    "net": "a container with its own network (an <interface>, privnet) needs it",
-    "user": "a container with an <idmap> needs it",
-}
 HYBRID_FIX = (
     "run libvirtd in a private mount namespace without that mount: "
     "unshare -m --propagation private sh -c 'umount {mp} && exec libvirtd -d' "
     "(scripts/host-setup does this), or boot with a pure v1 or pure v2 layout"
 )
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's outcome: what was seen, why it matters, what to do."""
-
-    check: str
-    level: Level
-    what: str
-    why: str = ""
-    fix: str = ""
-    #: A failing required check stops ``start`` (see :func:`enforce`).
-    required: bool = False
-
-    @property
-    def message(self) -> str:
-        parts = [self.what]
-        if self.why:
-            parts.append(self.why)
-        text = ": ".join(parts)
-        return f"{text}; fix: {self.fix}" if self.fix else text
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "check": self.check,
-            "level": self.level,
-            "required": self.required,
-            "what": self.what,
-            "why": self.why,
-            "fix": self.fix,
-        }
-
-
-@dataclass(frozen=True)
-class Report:
-    """All findings of one run, worst first."""
-
-    layout: str
-    findings: tuple[Finding, ...]
-
-    @property
-    def verdict(self) -> Level:
-        levels = {f.level for f in self.findings}
-        # Not checkable is not passing: a report with unknowns says so in its verdict.
-        for level in ("fail", "warn", "unknown"):
-            if level in levels:
-                return level
-        return "ok"
-
-    @property
-    def failed(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "fail")
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def get(self, check: str) -> Finding | None:
-        return next((f for f in self.findings if f.check == check), None)
-
-    def counts(self) -> dict[str, int]:
-        return {lv: sum(f.level == lv for f in self.findings) for lv in LEVELS}
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "verdict": self.verdict,
-            "layout": self.layout,
-            "counts": self.counts(),
-            "findings": [f.to_dict() for f in self.findings],
-        }
-
-
-# --- the checks -------------------------------------------------------------------------
 
 
 def _required(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -187,7 +81,7 @@ class Checker:
         layout = "unknown"
         if self.local:
             layout = self._cgroups()
-            self._namespaces()
+            namespace_checks(self)
         else:
             uri = self.host.uri if self.host else ""
             for check in ("cgroup.layout", "daemon.cgroups", "namespaces"):
@@ -195,7 +89,7 @@ class Checker:
                          "this check reads the host's /proc and /sys", "run lxcvirt check "
                          "on that host", required=check != "namespaces")
         if self.host is not None:
-            self._daemon(spec)
+            daemon_checks(self, spec)
         if spec is not None and spec.idmap is not None:
             idmap_checks(self, spec, layout)
         order = {lv: i for i, lv in enumerate(LEVELS)}
@@ -378,189 +272,3 @@ class Checker:
         self.add(check, "ok", f"{source} {sees} cgroup layout {lay.kind}{hidden}", required=True)
 
     # namespaces -------------------------------------------------------------------------
-
-    def _namespaces(self) -> None:
-        for ns in NAMESPACES_REQUIRED + tuple(NAMESPACES_OPTIONAL):
-            have = self.reader.path(f"/proc/self/ns/{ns}").exists() or os.path.lexists(
-                self.reader.path(f"/proc/self/ns/{ns}")
-            )
-            required = ns in NAMESPACES_REQUIRED
-            if have:
-                self.add(f"namespace.{ns}", "ok", f"{ns} namespace", required=required)
-                continue
-            why = NAMESPACES_OPTIONAL.get(ns, "every LXC container runs in one")
-            self.add(f"namespace.{ns}", "fail" if required else "warn",
-                     f"the kernel has no {ns} namespace (/proc/self/ns/{ns} missing)", why,
-                     f"use a kernel with CONFIG_{ns.upper()}_NS=y", required=required)
-        if self.reader.path("/proc/self/ns/user").exists():
-            limit = (self.reader.text("/proc/sys/user/max_user_namespaces") or "").strip()
-            if limit == "0":
-                self.add("namespace.user.limit", "warn", "user namespaces are disabled "
-                         "(max_user_namespaces = 0)", NAMESPACES_OPTIONAL["user"],
-                         "sysctl user.max_user_namespaces=15000")
-
-    # the daemon -------------------------------------------------------------------------
-
-    def _daemon(self, spec: Container | None) -> None:
-        assert self.host is not None
-        host = self.host
-        try:
-            driver = str(host.conn.getType())
-        except LxcvirtError as exc:
-            self.add("daemon.connect", "fail", str(exc), "nothing can start without it",
-                     "start libvirtd (scripts/host-setup)", required=True)
-            return
-        except Exception as exc:  # noqa: BLE001 - libvirtError, converted nowhere else here
-            self.add("daemon.connect", "fail", f"{host.uri}: {exc}", "", "check the URI",
-                     required=True)
-            return
-        if driver.upper() != "LXC":
-            self.add("daemon.connect", "fail", f"{host.uri} is the {driver} driver, not LXC",
-                     "lxcvirt drives libvirt's LXC driver only",
-                     "connect to lxc:/// (or lxc+ssh://HOST/)", required=True)
-            return
-        self.add("daemon.connect", "ok", f"{host.uri} answers with the LXC driver",
-                 required=True)
-        try:
-            emulator = host.emulator()
-        except LxcvirtError as exc:
-            self.add("daemon.emulator", "fail", str(exc), "no LXC guest can be defined",
-                     "install libvirt-daemon-driver-lxc", required=True)
-            return
-        if not host.is_local:
-            self.add("daemon.emulator", "unknown", f"capabilities name the emulator {emulator}; "
-                     "its file is not checkable on a remote URI", required=True)
-        elif os.access(self.reader.path(emulator), os.X_OK):
-            self.add("daemon.emulator", "ok", f"LXC emulator {emulator} (from capabilities)",
-                     required=True)
-        else:
-            self.add("daemon.emulator", "fail", f"capabilities name {emulator}, which is not "
-                     "an executable here", "libvirtd runs it for every container start",
-                     "reinstall libvirt-daemon-driver-lxc", required=True)
-        if spec is not None:
-            self._networks(spec)
-
-    def _networks(self, spec: Container) -> None:
-        from . import _libvirt
-        from .errors import NotFound
-
-        host = self.host
-        assert host is not None
-
-        for iface in spec.interfaces:
-            src = iface.source or ""
-            if iface.type == "network":
-                check = f"network.{src}"
-                try:
-                    net = _libvirt.call(f"looking up network {src}",
-                                        host.conn.networkLookupByName, src)
-                    active = bool(_libvirt.call(f"reading network {src}", net.isActive))
-                except NotFound:
-                    self.add(check, "fail", f"network {src} (used by {spec.name}) is not "
-                             "defined", "the container cannot start without it",
-                             f"virsh net-define a network named {src}")
-                    continue
-                except LxcvirtError as exc:
-                    self.add(check, "fail", str(exc))
-                    continue
-                if active:
-                    self.add(check, "ok", f"network {src} is active")
-                else:
-                    self.add(check, "fail", f"network {src} is defined but not active",
-                             "the container cannot start without it", f"virsh net-start {src}")
-            elif iface.type == "bridge":
-                check = f"bridge.{src}"
-                if not host.is_local:
-                    self.add(check, "unknown", f"bridge {src} not checkable on a remote URI")
-                elif self.reader.path(f"/sys/class/net/{src}/bridge").is_dir():
-                    self.add(check, "ok", f"bridge {src} exists")
-                else:
-                    self.add(check, "fail", f"no bridge {src} on this host",
-                             "the container's interface is attached to it",
-                             f"create it (ip link add {src} type bridge)")
-
-
-def run_checks(
-    host: Host | None = None,
-    *,
-    root: str | Path = "/",
-    spec: Container | str | Path | None = None,
-    probe: bool = True,
-    mkdir: DirOp = make_dir,
-    rmdir: DirOp = remove_dir,
-    daemon_pid: int | None = None,
-    daemon_mountinfo: str | Path | None = None,
-) -> Report:
-    """Check the host (and ``host``'s daemon, when given); ``spec`` adds its networks and,
-    with an <idmap>, what would make it fail to start."""
-    container: Container | None = None
-    if spec is not None:
-        from .spec import Container as _Container
-
-        if isinstance(spec, _Container):
-            container = spec
-        else:
-            from .load import load_spec
-
-            container = load_spec(spec)
-    checker = Checker(root, host, probe=probe, mkdir=mkdir, rmdir=rmdir, daemon_pid=daemon_pid,
-                      daemon_mountinfo=daemon_mountinfo)
-    return checker.run(container)
-
-
-# --- enforcement ----------------------------------------------------------------------
-
-_cache: dict[str, Report] = {}
-_cache_lock = threading.Lock()
-
-
-def required_failures(report: Report) -> tuple[Finding, ...]:
-    return tuple(f for f in report.findings if f.required and f.level == "fail")
-
-
-def enforce(host: Host) -> None:
-    """Run the required checks once per process and URI; refuse with the failing finding.
-
-    A remote URI's file checks are "unknown", which does not refuse: only what was seen
-    to fail stops a start.
-    """
-    with _cache_lock:
-        report = _cache.get(host.uri)
-        if report is None:
-            report = run_checks(host)
-            _cache[host.uri] = report
-    failing = required_failures(report)
-    if failing:
-        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
-        raise HostError(f"host check failed: {failing[0].message}{more}",
-                        hint="--no-check skips the checks")
-
-
-def forget(uris: Iterable[str] | None = None) -> None:
-    """Drop cached results (all, or those of ``uris``) so the next enforce() checks again."""
-    with _cache_lock:
-        if uris is None:
-            _cache.clear()
-        else:
-            for uri in uris:
-                _cache.pop(uri, None)
-
-
-__all__ = [
-    "PROBE_PREFIX",
-    "Checker",
-    "Finding",
-    "Layout",
-    "Level",
-    "Mount",
-    "Reader",
-    "Report",
-    "daemon_socket",
-    "enforce",
-    "forget",
-    "parse_mountinfo",
-    "parse_proc_cgroups",
-    "probe_hierarchy",
-    "run_checks",
-    "socket_owner",
-]

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._hostfs import HOOK_PATH, Reader, find_hook, parse_mountinfo, resolve_in
+from .._hostfs import HOOK_PATH, Reader, find_hook, parse_mountinfo, resolve_in
 
 if TYPE_CHECKING:
-    from .checks import Checker
-    from .spec import Container, IdRange
+    from ..spec import Container, IdRange
+    from ._checker import Checker
 
 
 def idmap_checks(c: Checker, spec: Container, layout: str) -> None:
@@ -44,8 +44,8 @@ def idmap_checks(c: Checker, spec: Container, layout: str) -> None:
 def _idmap_network(c: Checker, spec: Container, layout: str) -> None:
     # Judged on the rendered XML: whether a container gets a network namespace of its
     # own is the template's decision (an <interface>, or <features><privnet/>).
-    from ._xml import parse_xml
-    from .rendering import render
+    from .._xml import parse_xml
+    from ..rendering import render
 
     dom = parse_xml(render(spec), f"spec {spec.name}")
     if dom.find("devices/interface") is not None or dom.find("features/privnet") is not None:
