@@ -6,9 +6,10 @@ import it, and it imports none of them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -88,3 +89,54 @@ def with_options(options: list[Any]) -> Callable[[F], F]:
         return fn
 
     return deco
+
+
+# A spec can come from flags instead of a file (like virt-install --container): these
+# options build one through lxcvirt.load.spec_from_flags, with a TOML spec's checks.
+_SPEC_FLAGS = [
+    click.option("--name", "f_name", metavar="NAME", help="Build the spec from flags: its name."),
+    click.option("--init", "f_init", metavar="PATH", help="With --name: the program run as init."),
+    click.option("--arg", "f_args", multiple=True, metavar="ARG", help="An argument of init."),
+    click.option("--env", "f_env", multiple=True, metavar="K=V", help="init's environment."),
+    click.option("--root", "f_root", metavar="DIR", help="Host directory that is the root /."),
+    click.option("--from", "f_image", metavar="IMAGE",
+                 help="With --root: create builds DIR from IMAGE (debian/bookworm) if missing."),
+    click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro]",
+                 help="Bind a host directory."),
+    click.option("--ram", "f_rams", multiple=True, metavar="DST:SIZE", help="A RAM filesystem."),
+    click.option("--network", "f_networks", multiple=True, metavar="NET",
+                 help="An interface on a libvirt network."),
+    click.option("--bridge", "f_bridges", multiple=True, metavar="BR",
+                 help="An interface on a host bridge."),
+    click.option("--memory", "f_memory", metavar="SIZE", help="Memory, e.g. 256MiB."),
+    click.option("--vcpu", "f_vcpus", type=click.IntRange(min=1), metavar="N", help="vCPUs."),
+]
+
+
+def spec_flag_options(fn: F) -> F:
+    """Add the spec flags; the command gets them together as ``flags``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {k[2:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("f_")}
+        return fn(*args, flags=flags, **kwargs)
+
+    return with_options(_SPEC_FLAGS)(cast(F, wrapper))
+
+
+def source_from(path: str | None, flags: dict[str, Any]) -> Any:
+    """The file given, or the spec the flags build (one of the two, never both)."""
+    given = {k: v for k, v in flags.items() if v not in (None, ())}
+    if path is not None and given:
+        raise click.UsageError("give a spec or XML file, or spec flags (--name ...), not both")
+    if path is not None:
+        return path
+    if "name" not in given or "init" not in given:
+        raise click.UsageError(
+            "give a spec or XML file, or build a spec with --name NAME --init PATH [--root DIR ...]"
+        )
+    from .load import spec_from_flags
+
+    if "vcpus" in given:
+        given["vcpu"] = given.pop("vcpus")
+    return spec_from_flags(**given)

@@ -1,0 +1,337 @@
+"""The lifecycle commands: define, create, start, stop, reboot, destroy, undefine, list,
+status, dumpxml, exec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from . import _cli_autostart as _autostart_cli
+from ._cli_common import (
+    State,
+    emit,
+    json_option,
+    note,
+    pass_state,
+    source_from,
+    spec_flag_options,
+    want_json,
+    with_options,
+)
+
+_MODE_OPTION = click.option(
+    "--mode", metavar="METHOD", default=None,
+    help="How to ask init: initctl, a signal (SIGTERM, SIGRTMIN+3, ...), restart (reboot "
+         "only); default: the spec's [init] setting, else auto.",
+)
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+host_emulator_option = click.option(
+    "--host-emulator", is_flag=True, help="Rewrite <emulator> to the host's LXC emulator."
+)
+
+
+def _print_define(result: Any, show_diff: bool) -> None:
+    click.echo(f"{result.name}: {result.action}")
+    if result.restart_needed:
+        click.echo(f"{result.name}: running; the new definition applies at the next start")
+    if show_diff and result.diff:
+        click.echo(result.diff, nl=False)
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False, exists=True), required=False)
+@host_emulator_option
+@click.option("--diff", "show_diff", is_flag=True, help="Show what a redefinition changes.")
+@spec_flag_options
+@json_option
+@pass_state
+def define(
+    state: State, source: str | None, host_emulator: bool, show_diff: bool, as_json: bool,
+    flags: dict[str, Any],
+) -> None:
+    """Define (or redefine) a container from a spec or domain XML file, or spec flags."""
+    result = state.host().define(source_from(source, flags), host_emulator=host_emulator)
+    if want_json(state, as_json):
+        emit(result.to_dict())
+    else:
+        _print_define(result, show_diff)
+
+
+start_options = [
+    click.option("--no-check", is_flag=True, help="Skip the host's required checks."),
+    click.option(
+        "--settle",
+        type=click.FloatRange(min=0),
+        default=0.5,
+        show_default=True,
+        help="Seconds to watch for an init that exits at once.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for RUNNING.",
+    ),
+]
+
+
+@click.command()
+@click.argument("name", required=False)
+@with_options(start_options)
+@with_options(_autostart_cli.START_ALL_OPTIONS)
+@json_option
+@pass_state
+def start(
+    state: State, name: str | None, no_check: bool, settle: float, timeout: float,
+    all_: bool, groups: tuple[str, ...], parallel: int | None, ignore_auto: bool, boot: bool,
+    config: str | None, as_json: bool,
+) -> int | None:
+    """Start a defined container and wait until it runs (--all: the autostart set, in order)."""
+    rc = _autostart_cli.start_all_command(
+        state, name, all_=all_, groups=groups, parallel=parallel, ignore_auto=ignore_auto,
+        boot=boot, config=config, no_check=no_check, settle=settle, timeout=timeout,
+        as_json=as_json,
+    )
+    if rc is not None or name is None:
+        return rc
+    status = state.host().start(name, check=not no_check, settle=settle, timeout=timeout)
+    if want_json(state, as_json):
+        emit(status.to_dict())
+    else:
+        click.echo(f"{name}: running (id {status.id})")
+    return None
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False, exists=True), required=False)
+@host_emulator_option
+@with_options(start_options)
+@spec_flag_options
+@json_option
+@pass_state
+def create(
+    state: State,
+    source: str | None,
+    host_emulator: bool,
+    no_check: bool,
+    settle: float,
+    timeout: float,
+    as_json: bool,
+    flags: dict[str, Any],
+) -> None:
+    """Define a container from a spec or XML file, or spec flags, and start it.
+
+    A spec whose root filesystem says from = "debian/bookworm" gets that root built
+    first when its folder does not exist yet (on a local daemon).
+    """
+    from .rootfs import ensure_roots_for
+
+    src = source_from(source, flags)
+    host = state.host()
+    built = ensure_roots_for(src, local=host.is_local)
+    result, status = host.create(
+        src, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout,
+    )
+    if want_json(state, as_json):
+        out: dict[str, object] = {"define": result.to_dict(), "status": status.to_dict()}
+        if built:
+            out["rootfs"] = [r.to_dict() for r in built]
+        emit(out)
+    else:
+        for r in built:
+            how = "from the cache" if r.cache_hit else "built"
+            click.echo(f"{result.name}: root {r.dest} made of {r.image} ({how}, {r.seconds:.1f} s)")
+        _print_define(result, False)
+        click.echo(f"{status.name}: running (id {status.id})")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a graceful shutdown before destroying.",
+)
+@with_options(_autostart_cli.STOP_ALL_OPTIONS)
+@_MODE_OPTION
+@json_option
+@pass_state
+def stop(
+    state: State, name: str | None, timeout: float, all_: bool, groups: tuple[str, ...],
+    parallel: int | None, mode: str | None, as_json: bool,
+) -> int | None:
+    """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order).
+
+    systemd is asked with SIGRTMIN+3, other inits through initctl and SIGTERM, unless the
+    spec's [init] halt or --mode says otherwise.
+    """
+    if mode is not None and all_:
+        raise click.UsageError("--mode goes with one NAME, not --all")
+    rc = _autostart_cli.stop_all_command(
+        state, name, all_=all_, groups=groups, parallel=parallel, timeout=timeout,
+        as_json=as_json,
+    )
+    if rc is not None or name is None:
+        return rc
+    result = state.host().stop(name, timeout=timeout, mode=mode)
+    if want_json(state, as_json):
+        emit(result.to_dict())
+    elif result.method:
+        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method})")
+    else:
+        click.echo(f"{name}: {result.how}")
+    return None
+
+
+@click.command()
+@click.argument("name")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for the container to come back.")
+@_MODE_OPTION
+@json_option
+@pass_state
+def reboot(state: State, name: str, timeout: float, mode: str | None, as_json: bool) -> None:
+    """Reboot the system inside a running container (a new init; it keeps running).
+
+    systemd is asked with SIGRTMIN+5; an init that knows no reboot request is stopped
+    gracefully and started again.
+    """
+    result = state.host().reboot(name, timeout=timeout, mode=mode)
+    if want_json(state, as_json):
+        emit(result.to_dict())
+    else:
+        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method}), "
+                   f"running (id {result.status.id})")
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@pass_state
+def destroy(state: State, name: str, as_json: bool) -> None:
+    """Stop a container at once."""
+    result = state.host().destroy(name)
+    if want_json(state, as_json):
+        emit(result.to_dict())
+    else:
+        click.echo(f"{name}: destroyed")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Stop a running container first.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
+@json_option
+@pass_state
+def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool) -> None:
+    """Remove a container's definition."""
+    state.host().undefine(name, force=force, timeout=timeout)
+    if want_json(state, as_json):
+        emit({"name": name, "undefined": True})
+    else:
+        click.echo(f"{name}: undefined")
+
+
+@click.command(name="list")
+@click.option("--all", "all_", is_flag=True, help="Include containers that are not running.")
+@json_option
+@pass_state
+def list_(state: State, all_: bool, as_json: bool) -> None:
+    """List containers (running ones; --all for every defined one)."""
+    statuses = state.host().list(all=all_)
+    if want_json(state, as_json):
+        emit([s.to_dict() for s in statuses])
+        return
+    rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART")]
+    for s in statuses:
+        auto = "-"
+        if s.problem is not None:
+            auto = "? (broken: see below)"
+        elif s.autostart is not None and s.autostart.auto:
+            auto = f"yes (priority {s.autostart.priority})"
+        rows.append(
+            (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
+             ",".join(s.ipv4) or "-", auto)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for s in statuses:
+        if s.problem is not None:
+            note(f"{s.name}: broken: {s.problem} (redefine it from a good spec or XML)")
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@pass_state
+def status(state: State, name: str, as_json: bool) -> None:
+    """Show one container's state, reason, id, memory and autostart settings."""
+    s = state.host().status(name)
+    if want_json(state, as_json):
+        emit(s.to_dict())
+        return
+    click.echo(f"name:       {s.name}")
+    click.echo(f"uuid:       {s.uuid}")
+    click.echo(f"state:      {s.state} ({s.reason})")
+    click.echo(f"id:         {'-' if s.id is None else s.id}")
+    click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
+    click.echo(f"vcpus:      {s.vcpus}")
+    click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")
+    click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
+    a = s.autostart
+    if s.problem is not None:
+        click.echo(f"problem:    {s.problem}")
+        click.echo("autostart:  ? (unreadable; redefine it from a good spec or XML)")
+    elif a is None:
+        click.echo("autostart:  - (not managed by lxcvirt)")
+    else:
+        click.echo(
+            f"autostart:  {'yes' if a.auto else 'no'}, priority {a.priority}, time {a.time} s, "
+            f"groups {','.join(a.groups) or '-'}, after {','.join(a.after) or '-'}"
+        )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--inactive", is_flag=True, help="The persistent definition, not the live one.")
+@pass_state
+def dumpxml(state: State, name: str, inactive: bool) -> None:
+    """Print a container's domain XML."""
+    click.echo(state.host().dumpxml(name, inactive=inactive), nl=False)
+
+
+def _env_pair(value: str) -> tuple[str, str]:
+    name, sep, val = value.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{value!r}: write NAME=VALUE")
+    return name, val
+
+
+@click.command(name="exec")
+@click.argument("name")
+@click.option("--user", "-u", metavar="USER", help="User (name or uid) inside the container.")
+@click.option("--cwd", metavar="DIR", help="Working directory inside the container.")
+@click.option("--env", "-e", "env", multiple=True, metavar="K=V", help="Set a variable.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_state
+def exec_(
+    state: State, name: str, user: str | None, cwd: str | None, env: tuple[str, ...],
+    command: tuple[str, ...],
+) -> int:
+    """Run COMMAND inside a running container; exit with its status.
+
+    \b
+    lxcvirt exec web -- ps -ef
+    """
+    from .exec import run
+
+    pairs = dict(_env_pair(e) for e in env)
+    return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs)
