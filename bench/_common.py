@@ -34,6 +34,22 @@ def like_installed() -> None:
     compileall.compile_dir(str(Path(lxcvirt.__file__).parent), quiet=1)
 
 
+def paired(a: Sequence[str], b: Sequence[str], runs: int) -> tuple[float, float, float]:
+    """Run ``a`` and ``b`` in turn ``runs`` times (after one warm-up each): the median
+    wall time of each and the median of the pairwise ratios a/b, which a machine whose
+    speed drifts during the measurement moves least."""
+    import statistics
+
+    run(a)
+    run(b)
+    ta, tb = [], []
+    for _ in range(runs):
+        ta.append(run(a))
+        tb.append(run(b))
+    ratio = statistics.median(x / y for x, y in zip(ta, tb, strict=True))
+    return statistics.median(ta), statistics.median(tb), ratio
+
+
 def run(argv: Sequence[str], env: dict[str, str] | None = None, *, check: bool = False) -> float:
     """Run argv, return its wall time.  A non-zero exit is printed (exit 2 of a command
     acting on several is a partial run, worth seeing), or raised with ``check``."""

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import like_installed, lxcvirt_argv, run
+from _common import like_installed, lxcvirt_argv, paired, run
 
 RAW = """
 import json, libvirt
@@ -59,12 +59,11 @@ def main() -> None:
         raw.write_text(RAW.format(uri=args.connect))
         spec = Path(tmp) / "startup.toml"
         spec.write_text(SPEC)
-        ours = median_wall([*lx, "-c", args.connect, "list", "--json"], args.runs)
-        theirs = median_wall([sys.executable, str(raw)], args.runs)
+        ours, theirs, ratio = paired([*lx, "-c", args.connect, "list", "--json"],
+                                     [sys.executable, str(raw)], args.runs)
         floor = median_wall([sys.executable, "-c", "pass"], args.runs)
         print(f"1. list --json {ours * 1000:6.1f} ms   raw libvirt-python {theirs * 1000:6.1f} ms"
-              f"   ratio {ours / theirs:4.2f}x (goal <= 1.5x)   python floor "
-              f"{floor * 1000:5.1f} ms")
+              f"   ratio {ratio:4.2f}x (goal <= 1.5x)   python floor {floor * 1000:5.1f} ms")
         print("2. top cumulative import costs (ms)")
         for label, argv in (
             ("list --json", ["-m", "lxcvirt", "-c", args.connect, "list", "--json"]),
