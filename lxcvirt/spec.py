@@ -56,12 +56,15 @@ def _check_str(key: str, value: object, *, allow_empty: bool = False) -> str:
 
 
 #: libvirt (seen with 9.0) writes the text of <initenv>, <inituser> and <initgroup> into its
-#: saved configuration without escaping it, so '&' or '<' there would leave the container's
-#: stored XML malformed.  Refused here and in hand-written XML (lxcvirt.validate).
-UNESCAPED_BY_LIBVIRT = ("&", "<")
+#: saved configuration without escaping it.  Such text reads back as itself only when it
+#: has none of what XML character data cannot hold as it is: '&', '<' and the sequence
+#: ']]>' (tried: '>', quotes and '<![CDATA[' alone are fine once escaped the rest).  One
+#: rule, here and for hand-written XML (lxcvirt.validate): a value with any of them would
+#: leave the stored definition unreadable for every lxcvirt and virsh command.
+UNESCAPED_BY_LIBVIRT = ("&", "<", "]]>")
 UNESCAPED_HINT = (
-    "libvirt saves this value without XML escaping, so it must not contain '&' or '<' "
-    "(they would corrupt the stored definition)"
+    "libvirt saves this value without XML escaping, so it must not contain '&', '<' or "
+    "']]>' (they would corrupt the stored definition)"
 )
 
 

@@ -26,7 +26,7 @@ from lxml import etree
 
 from ._files import read_capped
 from ._resources import resource_dir
-from ._xml import hardened_parser, parse_xml
+from ._xml import hardened_parser, parse_xml, xml_text
 from .errors import Problem, ValidationError, XMLError
 from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
 
@@ -236,7 +236,7 @@ def check_domain_xml(
             )
     if problems:
         raise ValidationError(problems)
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    text = xml_text(data, source)
     return Checked(root=root, name=root.findtext("name") or "", xml=text, source=source,
                    warnings=tuple(warnings(root, source)))
 

@@ -76,3 +76,19 @@ def test_unreadable_domain_xml_is_listed_as_broken(
     assert status.problem is not None and "cannot be read" in status.problem
     assert name in {s.name for s in host.list(all=True)}
 
+
+
+def test_doctype_text_in_another_tools_metadata_is_not_a_doctype(
+    host: Any, libvirt_conn: Any, names: Callable[[str], str], busybox_root: Path,
+) -> None:
+    # Text that looks like a DOCTYPE inside CDATA is text: it must not make the domain
+    # unreadable (the hardened parser refuses real DTDs only).
+    name = names("doctype")
+    xml = render(busybox_spec(name, busybox_root), emulator=host.emulator())
+    xml = xml.replace("</metadata>",
+                      "<other xmlns='urn:example:other'><![CDATA[<!DOCTYPE x [<!ENTITY a 'b'>]>]]>"
+                      "</other></metadata>", 1)
+    libvirt_conn.defineXML(xml)
+    status = host.status(name)
+    assert status.problem is None, status.problem
+    assert status.managed
