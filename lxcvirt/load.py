@@ -15,10 +15,11 @@ The TOML layout mirrors the domain XML::
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._files import read_capped
 from .errors import SpecError
@@ -70,17 +71,18 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
     init = _known("init", _table("init", top.pop("init")), _INIT)
     if "path" not in init:
         raise SpecError("init.path", "missing: the program to run as the container's init")
-    top["init"] = Init(**init)
+    top["init"] = _make("init", Init, init)
     top["filesystems"] = tuple(
-        _filesystem(_known(f"filesystem[{i}]", fs, _FS))
+        _filesystem(f"filesystem[{i}]", _known(f"filesystem[{i}]", fs, _FS))
         for i, fs in enumerate(_array_of_tables("filesystem", top.pop("filesystem", [])))
     )
     top["interfaces"] = tuple(
-        Interface(**_known(f"interface[{i}]", itf, _IF))
+        _make(f"interface[{i}]", Interface, _known(f"interface[{i}]", itf, _IF))
         for i, itf in enumerate(_array_of_tables("interface", top.pop("interface", [])))
     )
     if "console" in top:
-        top["console"] = Console(**_known("console", _table("console", top["console"]), _CONSOLE))
+        top["console"] = _make("console", Console,
+                               _known("console", _table("console", top["console"]), _CONSOLE))
     if "idmap" in top:
         idm = _known("idmap", _table("idmap", top["idmap"]), _IDMAP)
         ranges: dict[str, tuple[IdRange, ...]] = {}
@@ -93,17 +95,28 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
             )
         top["idmap"] = IdMap(uid=ranges["uid"], gid=ranges["gid"])
     if "autostart" in top:
-        top["autostart"] = Autostart(
-            **_known("autostart", _table("autostart", top["autostart"]), _AUTO)
-        )
+        table = _known("autostart", _table("autostart", top["autostart"]), _AUTO)
+        top["autostart"] = _make("autostart", Autostart, table)
     return Container(**top)
 
 
-def _filesystem(table: dict[str, Any]) -> Filesystem:
+T = TypeVar("T")
+
+
+def _make(key: str, cls: type[T], table: dict[str, Any]) -> T:
+    """``cls(**table)``, a missing required key said as such (not a TypeError)."""
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                and f.init and f.name not in table):
+            raise SpecError(f"{key}.{f.name}" if key else f.name, "missing")
+    return cls(**table)
+
+
+def _filesystem(key: str, table: dict[str, Any]) -> Filesystem:
     # `from` is a Python keyword: the field is called image.
     if "from" in table:
         table["image"] = table.pop("from")
-    return Filesystem(**table)
+    return _make(key, Filesystem, table)
 
 
 def _range(key: str, table: Mapping[str, Any]) -> IdRange:
@@ -120,6 +133,9 @@ def load_spec_text(text: str, source: str = "<spec>") -> Container:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("", f"not valid TOML: {exc}", source=source) from exc
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively.
+        raise SpecError("", "not valid here: values nested hundreds deep", source=source) from None
     try:
         return spec_from_dict(data)
     except SpecError as exc:

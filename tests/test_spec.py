@@ -7,7 +7,7 @@ import pytest
 from lxcvirt import Autostart, Container, Filesystem, IdMap, IdRange, Init, Interface
 from lxcvirt._units import UnitError, parse_kib
 from lxcvirt.errors import SpecError
-from lxcvirt.load import load_spec, load_spec_text
+from lxcvirt.load import load_spec, load_spec_text, spec_from_dict
 
 
 @pytest.mark.parametrize(
@@ -130,3 +130,21 @@ def test_toml_shapes(text: str, fragment: str) -> None:
 def test_missing_spec_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SpecError, match="cannot read spec"):
         load_spec(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [pytest.param("args=" + "[" * 600 + "]" * 600, id="arrays"),
+     pytest.param("env={a=" + "{b=" * 600 + "1" + "}" * 601, id="inline-tables")],
+)
+def test_deeply_nested_toml_is_a_spec_error(tail: str) -> None:
+    with pytest.raises(SpecError, match="nested hundreds deep"):
+        load_spec_text('name="x"\n[init]\npath="/bin/sh"\n' + tail)
+
+
+def test_a_table_missing_a_required_key_names_it() -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict({"name": "x", "init": {"path": "/bin/sh"},
+                        "filesystem": [{"source": "/tmp"}]})
+    assert info.value.key == "filesystem[0].target"
+    assert "missing" in str(info.value)
