@@ -368,14 +368,25 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Conn:
     return Conn(conn, uri)
 
 
-def lxc_emulator(conn: Any, uri: str) -> str:
-    """The LXC emulator (``<os_type>exe</os_type>``) the host's capabilities name."""
+def lxc_guests(conn: Any) -> dict[str, str]:
+    """The LXC guests (``<os_type>exe</os_type>``) the host's capabilities offer: each
+    architecture with its emulator."""
     from ._xml import parse_xml
 
     caps = call("reading host capabilities", conn.getCapabilities)
+    guests: dict[str, str] = {}
     for guest in parse_xml(caps, "capabilities").findall("guest"):
         if (guest.findtext("os_type") or "").strip() == "exe":
+            arch = guest.find("arch")
             path = (guest.findtext("arch/emulator") or "").strip()
-            if path:
-                return path
-    raise Refused(f"{uri} offers no LXC guest (no os_type exe in its capabilities)")
+            if arch is not None and path:
+                guests.setdefault(arch.get("name") or "", path)
+    return guests
+
+
+def lxc_emulator(conn: Any, uri: str) -> str:
+    """The LXC emulator (``<os_type>exe</os_type>``) the host's capabilities name."""
+    guests = lxc_guests(conn)
+    if not guests:
+        raise Refused(f"{uri} offers no LXC guest (no os_type exe in its capabilities)")
+    return next(iter(guests.values()))

@@ -24,7 +24,16 @@ _FACTORS: dict[str, int] = {
     "tb": 1000**4,
     "t": 1024**4,
     "tib": 1024**4,
+    "pb": 1000**5,
+    "p": 1024**5,
+    "pib": 1024**5,
+    "eb": 1000**6,
+    "e": 1024**6,
+    "eib": 1024**6,
 }
+#: The largest size libvirt stores (in KiB): 2^53 - 1, just under 8 EiB; above it says
+#: "numerical overflow: value too large".
+MAX_KIB = 2**53 - 1
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
 
@@ -43,7 +52,7 @@ def parse_kib(value: object) -> int:
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"size must not be negative, got {value}")
-        return value
+        return _bounded(value, str(value))
     if not isinstance(value, str):
         raise UnitError(f"expected a size such as 512MiB or 1G, got {type(value).__name__}")
     m = _SIZE.match(value)
@@ -51,11 +60,18 @@ def parse_kib(value: object) -> int:
         raise UnitError(f"not a size: {value!r} (write e.g. 512MiB, 1G or 262144 for KiB)")
     number, unit = int(m.group(1)), m.group(2)
     if unit == "":
-        return number
+        return _bounded(number, value)
     # "KB" vs "k": libvirt is case-insensitive, and so are we; only the spelling matters.
     factor = _FACTORS.get(unit.lower())
     if factor is None:
-        known = "b, KB, k, KiB, MB, M, MiB, GB, G, GiB, TB, T, TiB"
+        known = "b, KB, k, KiB, MB, M, MiB, GB, G, GiB, TB, T, TiB, PB, P, PiB, EB, E, EiB"
         raise UnitError(f"unknown unit {unit!r} in {value!r} (known: {known})")
     total = number * factor
-    return -(-total // 1024)
+    return _bounded(-(-total // 1024), value)
+
+
+def _bounded(kib: int, value: str) -> int:
+    if kib > MAX_KIB:
+        raise UnitError(f"{value!r} is larger than libvirt takes (at most {MAX_KIB} KiB, "
+                        "just under 8 EiB)")
+    return kib

@@ -26,9 +26,16 @@ from lxml import etree
 
 from ._files import read_capped
 from ._resources import resource_dir
+from ._units import UnitError, parse_kib
 from ._xml import hardened_parser, parse_xml, xml_text
-from .errors import Problem, ValidationError, XMLError
-from .spec import CRASH_ACTIONS, LIFECYCLE_ACTIONS, UNESCAPED_BY_LIBVIRT, UNESCAPED_HINT
+from .errors import Problem, SpecError, ValidationError, XMLError
+from .spec import (
+    CRASH_ACTIONS,
+    LIFECYCLE_ACTIONS,
+    UNESCAPED_BY_LIBVIRT,
+    UNESCAPED_HINT,
+    check_name,
+)
 
 LIBVIRT_SCHEMA_DIRS = ("/usr/share/libvirt/schemas",)
 PROFILE_SCHEMA = "lxc-domain.rng"
@@ -38,6 +45,48 @@ PROFILE_SCHEMA = "lxc-domain.rng"
 
 def _local(tag: object) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else str(tag)
+
+
+def _limits(root: Any, problem: Callable[[Any, str], Problem]) -> Iterator[Problem]:
+    """What libvirt refuses at define time that the grammar lets through (each tried
+    against libvirt 9.0): the name rules specs follow, no <init>, a size of 0 or over
+    2^53 - 1 KiB, no vCPU, an <idmap> that leaves root unmapped."""
+    name_el = root.find("name")
+    if name_el is not None:
+        try:
+            check_name(name_el.text or "")
+        except SpecError as exc:
+            yield problem(name_el, exc.message)
+    os_el = root.find("os")
+    if os_el is not None and os_el.find("init") is None:
+        yield problem(os_el, "no <init>: libvirt's LXC driver needs the program to run as "
+                             "the container's init (add <init>/sbin/init</init>)")
+    for tag in ("memory", "currentMemory"):
+        el = root.find(tag)
+        if el is None:
+            continue
+        try:
+            kib = parse_kib(f"{(el.text or '').strip()}{el.get('unit') or ''}")
+        except UnitError as exc:
+            yield problem(el, f"<{tag}>: {exc}")
+            continue
+        if kib == 0 and tag == "memory":
+            yield problem(el, "<memory> is 0; give the container some memory")
+    vcpu = root.find("vcpu")
+    if vcpu is not None:
+        if (vcpu.text or "").strip() == "0":
+            yield problem(vcpu, "<vcpu> is 0; a container needs at least one")
+        current = vcpu.get("current")
+        if current is not None and current.strip().isdigit() and int(current) < 1:
+            yield problem(vcpu, f"<vcpu current='{current}'>: at least one vCPU must be "
+                                "online; drop current or make it 1 or more")
+    idmap = root.find("idmap")
+    if idmap is not None:
+        for kind in ("uid", "gid"):
+            if not any((el.get("start") or "").strip() == "0" for el in idmap.findall(kind)):
+                yield problem(idmap, f"the <idmap> maps no {kind} 0: libvirt refuses a "
+                                     f"container whose root is not mapped (add <{kind} "
+                                     "start='0' target='...' count='...'/>)")
 
 
 def _semantic(root: Any, source: str) -> Iterator[Problem]:
@@ -54,6 +103,7 @@ def _semantic(root: Any, source: str) -> Iterator[Problem]:
             f"domain type is {dtype!r}; libvirt's LXC driver takes only type='lxc' "
             "(write <domain type='lxc'>)",
         )
+    yield from _limits(root, problem)
     os_type = root.find("os/type")
     if os_type is not None and (os_type.text or "").strip() != "exe":
         yield problem(

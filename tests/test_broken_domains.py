@@ -92,3 +92,19 @@ def test_doctype_text_in_another_tools_metadata_is_not_a_doctype(
     status = host.status(name)
     assert status.problem is None, status.problem
     assert status.managed
+
+
+def test_an_architecture_the_host_has_not_is_refused_before_libvirt(
+    host: Any, names: Callable[[str], str], busybox_root: Path,
+) -> None:
+    from lxcvirt.errors import Refused
+
+    name = names("arch")
+    xml = render(busybox_spec(name, busybox_root), emulator=host.emulator())
+    other = "aarch64" if "aarch64" not in host.arches() else "x86_64"
+    with pytest.raises(Refused, match=f"<type arch='{other}'>"):
+        host.define(xml.replace("<type>exe</type>", f"<type arch='{other}'>exe</type>"))
+    assert not host.exists(name)
+    mine = sorted(host.arches())[0]
+    host.define(xml.replace("<type>exe</type>", f"<type arch='{mine}'>exe</type>"))
+    assert host.exists(name)

@@ -84,6 +84,7 @@ class Host:
         self._preflight_done = False
         self._lock = threading.Lock()
         self._emulator: str | None = None
+        self._arches: set[str] | None = None
 
     # --- connection -----------------------------------------------------------------
 
@@ -132,6 +133,12 @@ class Host:
             self._emulator = _libvirt.lxc_emulator(self.conn, self.uri)
         assert self._emulator is not None
         return self._emulator
+
+    def arches(self) -> set[str]:
+        """The architectures the host runs containers of (its capabilities' LXC guests)."""
+        if self._arches is None:
+            self._arches = set(_libvirt.lxc_guests(self.conn))
+        return self._arches
 
     # --- lookups --------------------------------------------------------------------
 
@@ -267,6 +274,12 @@ class Host:
         from ..validate import check_domain_xml
 
         checked = check_domain_xml(data, source)
+        os_type = checked.root.find("os/type")
+        arch = os_type.get("arch") if os_type is not None else None
+        if arch and arch not in self.arches():
+            raise Refused(f"{source}: <type arch='{arch}'>: {self.uri} runs containers of "
+                          f"{', '.join(sorted(self.arches())) or 'no architecture'} only "
+                          "(drop arch, or define it on a host of that architecture)")
         emu = checked.root.find("devices/emulator")
         if emu is not None and (emu.text or "").strip() != self.emulator():
             given = (emu.text or "").strip()
