@@ -22,7 +22,9 @@ from .errors import (
     DaemonUnreachable,
     InvalidState,
     LibvirtError,
+    LxcvirtError,
     NotFound,
+    PermissionDenied,
     Refused,
 )
 
@@ -345,6 +347,31 @@ def ensure_event_loop() -> None:
         _loop_started = True
 
 
+#: How libvirt says that this user may not use the daemon's socket (EACCES on connect,
+#: polkit or SASL refusing).
+_NO_PERMISSION = re.compile(r"Permission denied|authentication (failed|unavailable)|"
+                            r"not authorized|access denied", re.IGNORECASE)
+
+
+def connect_error(uri: str, exc: libvirt.libvirtError) -> LxcvirtError:
+    """What a failed ``libvirt.open`` means: not allowed (say how to be), or no daemon."""
+    msg = (exc.get_error_message() or str(exc)).strip()
+    code = exc.get_error_code()
+    if _NO_PERMISSION.search(msg) or code in (libvirt.VIR_ERR_AUTH_FAILED,
+                                              getattr(libvirt, "VIR_ERR_AUTH_UNAVAILABLE", 94),
+                                              libvirt.VIR_ERR_ACCESS_DENIED):
+        return PermissionDenied(
+            f"cannot connect to {uri}: this user may not use the daemon ({msg})",
+            hint="run as root, or be in the group libvirtd gives its socket to "
+                 "(unix_sock_group) and use lxc:///system",
+        )
+    return DaemonUnreachable(
+        f"cannot connect to {uri}: {msg} (is libvirtd running?)",
+        code=code,
+        hint="start libvirtd (on a checkout of lxcvirt: scripts/host-setup)",
+    )
+
+
 def open_connection(uri: str | None = None, *, events: bool = True) -> Conn:
     """Open a read-write connection to ``uri`` (default: $LIBVIRT_DEFAULT_URI, lxc:///).
 
@@ -357,12 +384,7 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Conn:
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        msg = (exc.get_error_message() or str(exc)).strip()
-        raise DaemonUnreachable(
-            f"cannot connect to {uri}: {msg} (is libvirtd running?)",
-            code=exc.get_error_code(),
-            hint="scripts/host-setup starts it",
-        ) from exc
+        raise connect_error(uri, exc) from exc
     if conn is None:  # older bindings return None instead of raising
         raise DaemonUnreachable(f"cannot connect to {uri}")
     return Conn(conn, uri)

@@ -9,8 +9,10 @@ another process shows.  Used by the console (one session per container) and by
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 
@@ -39,12 +41,26 @@ class PidLock:
         process holds it.  OSError when the file cannot be made."""
         for _ in range(100):
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self.mode)
+            _check_folder(self.path.parent)
+            # O_NOFOLLOW: a symlink planted at the path is refused, never followed to
+            # truncate or write the file it points at; O_NONBLOCK: a FIFO cannot hang us.
             try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                             | os.O_NONBLOCK | os.O_NOCTTY, self.mode)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UnsafeLock(f"{self.path} is a symbolic link; remove it (it is not "
+                                     "lxcvirt's lock)") from None
+                raise
+            try:
+                _check_lock_file(fd, self.path)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return False
+            except BaseException:
+                os.close(fd)
+                raise
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -83,6 +99,33 @@ class PidLock:
                 os.ftruncate(self._fd, 0)
         os.close(self._fd)  # drops the flock
         self._fd = None
+
+
+class UnsafeLock(OSError):
+    """The lock path is not a file lxcvirt may use as its lock."""
+
+
+def _check_lock_file(fd: int, path: Path) -> None:
+    """The opened lock must be a regular file of ours with one name: anything else (a
+    device, a FIFO, another user's file, a hard link to a file elsewhere) was put there
+    by someone else, and is neither written nor truncated."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeLock(f"{path} is not a regular file; remove it (it is not lxcvirt's lock)")
+    if st.st_uid != os.geteuid():
+        raise UnsafeLock(f"{path} belongs to uid {st.st_uid}, not to this user; remove it "
+                         "(it is not lxcvirt's lock)")
+    if st.st_nlink != 1:
+        raise UnsafeLock(f"{path} has {st.st_nlink} names (a hard link); remove it")
+
+
+def _check_folder(folder: Path) -> None:
+    """A folder anyone may write to without the sticky bit lets them swap the lock file
+    under us: refused."""
+    st = os.stat(folder)
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise UnsafeLock(f"{folder} is writable by anyone and not sticky: the lock cannot "
+                         "be kept safely there; use a folder of root's")
 
 
 def _lock_holders(inode: int) -> list[int]:

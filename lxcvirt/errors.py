@@ -22,6 +22,7 @@ Anything else reaching the top is a bug.
     ├── ConsoleError                  console attach/lock problems
     ├── ExecFailed                    exec could not run the command (exit 126/127 or 1)
     ├── LockHeld                      another lxcvirt run holds the lock
+    ├── PermissionDenied              this user may not do that (the daemon, a lock file)
     ├── RootfsError                   a root filesystem cannot be built, copied or changed
     ├── CommandFailed                 a program lxcvirt runs failed (carries its stderr tail)
     └── PartialFailure                exit 2: a command acting on several did some of it
@@ -203,6 +204,12 @@ class ExecFailed(LxcvirtError):
 
 class LockHeld(LxcvirtError):
     kind = "locked"
+
+
+class PermissionDenied(LxcvirtError):
+    """This user may not: reach the daemon's socket, open a lock file."""
+
+    kind = "permission"
 
 
 class RootfsError(LxcvirtError):

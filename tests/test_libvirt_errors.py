@@ -252,3 +252,26 @@ def test_a_daemon_that_dies_gives_our_error_and_one_cli_line(
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert out == ""
         assert len(lines) == 1 and lines[0].startswith("lxcvirt: error: cannot connect"), lines
+
+
+@pytest.mark.parametrize(
+    ("code", "msg", "cls"),
+    [
+        pytest.param(libvirt.VIR_ERR_SYSTEM_ERROR,
+                     "Failed to connect socket to '/var/run/libvirt/libvirt-sock': "
+                     "Permission denied", "PermissionDenied", id="socket-eacces"),
+        pytest.param(libvirt.VIR_ERR_AUTH_FAILED, "authentication failed: polkit",
+                     "PermissionDenied", id="polkit"),
+        pytest.param(libvirt.VIR_ERR_SYSTEM_ERROR,
+                     "Failed to connect socket to '/var/run/libvirt/libvirt-sock': "
+                     "No such file or directory", "DaemonUnreachable", id="no-daemon"),
+    ],
+)
+def test_connect_errors_say_permission_or_no_daemon(code: int, msg: str, cls: str) -> None:
+    err = _libvirt.connect_error("lxc:///", fake_error(code, libvirt.VIR_FROM_RPC, msg))
+    assert type(err).__name__ == cls
+    if cls == "PermissionDenied":
+        assert "may not use the daemon" in str(err) and "root" in err.hint
+        assert "is libvirtd running" not in str(err)
+    else:
+        assert "is libvirtd running" in str(err)

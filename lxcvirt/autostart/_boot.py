@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 from .._pidlock import PidLock
 from ..errors import (
+    ConfigError,
     LockHeld,
+    PermissionDenied,
 )
 
 if TYPE_CHECKING:
@@ -66,8 +68,14 @@ def run_lock(path: str | Path | None = None) -> Iterator[Path]:
     lock = PidLock(where, mode=0o644)
     try:
         taken = lock.try_acquire()
+    except PermissionError as exc:
+        raise PermissionDenied(
+            f"cannot open the autostart lock {where}: permission denied",
+            hint=f"run as root, or set {LOCK_ENV} to a file this user may write",
+        ) from exc
     except OSError as exc:
-        raise LockHeld(f"cannot open the autostart lock {where}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot use the autostart lock {where}: {exc.strerror or exc}",
+                          hint=f"{LOCK_ENV} chooses another file") from exc
     if not taken:
         raise LockHeld(
             f"another run of start_all or stop_all holds the lock (pid "

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .._pidlock import PidLock
-from ..errors import ConsoleError, LockHeld
+from ..errors import ConsoleError, LockHeld, PermissionDenied
 
 RUN_DIR = Path("/run/lxcvirt/console")
 #: How long --force waits for the holder to let go.
@@ -59,6 +59,11 @@ class ConsoleLock:
     def _try(self) -> bool:
         try:
             return self._lock.try_acquire(_tty_name())
+        except PermissionError as exc:
+            raise PermissionDenied(
+                f"cannot create the console lock {self.path}: permission denied",
+                hint="run as root (the console of a libvirt LXC container is root's)",
+            ) from exc
         except OSError as exc:
             raise ConsoleError(
                 f"cannot create the console lock {self.path}: {exc.strerror or exc}"
