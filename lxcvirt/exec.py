@@ -45,6 +45,7 @@ import ctypes.util
 import errno
 import os
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -158,12 +159,30 @@ class Account:
     groups: tuple[int, ...]
 
 
+#: The container's /etc/passwd and /etc/group are hostile input: read at most this much.
+MAX_TABLE_BYTES = 4 * 1024 * 1024
+
+
 def _read_table(path: str) -> list[list[str]]:
+    """The rows of a passwd-like file inside the container (read after entering its mount
+    namespace and root): a regular file only (a FIFO there would hang us, a device never
+    end) and size-bounded (a huge one would exhaust our memory)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [ln.rstrip("\n").split(":") for ln in f if ln.strip() and not ln.startswith("#")]
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise LookupError(f"cannot read the container's {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LookupError(f"the container's {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_TABLE_BYTES + 1)
+    if len(data) > MAX_TABLE_BYTES:
+        raise LookupError(f"the container's {path} is larger than "
+                          f"{MAX_TABLE_BYTES // (1024 * 1024)} MiB; not reading it")
+    text = data.decode("utf-8", errors="replace")
+    return [ln.split(":") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def lookup_user(user: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -> Account:

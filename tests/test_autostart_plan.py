@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lxcvirt.autostart import Entry, Plan, find_cycle, plan
-from lxcvirt.autostart import lock_path, run_lock
+from lxcvirt.autostart import Entry, Plan, find_cycle, lock_path, plan, run_lock
 from lxcvirt.config import Config, load_config
 from lxcvirt.errors import ConfigError, LockHeld, SpecError
 from lxcvirt.spec import Autostart

@@ -23,8 +23,8 @@ from conftest import busybox_spec
 
 from lxcvirt.console import (
     ConsoleLock,
-    Session,
     Expect,
+    Session,
     attach,
     decode_send,
     escape_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -214,3 +215,23 @@ def test_exec_refuses_uris_that_cannot_pass_fds(uri: str) -> None:
 
     with pytest.raises(ExecFailed, match="unix socket"):
         run(Host(uri), "web", ["true"])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "directory"])
+def test_a_hostile_passwd_is_refused_not_waited_on(tmp_path: Path, kind: str) -> None:
+    """The container's /etc/passwd is its own: a FIFO there must not hang exec, a huge
+    file must not exhaust our memory (issue 12, item 8)."""
+    from lxcvirt.exec import MAX_TABLE_BYTES, lookup_user
+
+    passwd = tmp_path / "passwd"
+    if kind == "fifo":
+        os.mkfifo(passwd)
+    elif kind == "huge":
+        with open(passwd, "wb") as f:
+            f.truncate(MAX_TABLE_BYTES + 10)
+    else:
+        passwd.mkdir()
+    words = {"fifo": "not a regular file", "huge": "larger than",
+             "directory": "not a regular file"}[kind]
+    with pytest.raises(LookupError, match=words):
+        lookup_user("daemon", passwd=str(passwd), group=str(tmp_path / "group"))

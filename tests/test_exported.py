@@ -16,7 +16,8 @@ EXPECTED = {
     # errors
     "LxcvirtError", "SpecError", "XMLError", "ValidationError", "Problem", "HostError",
     "ConfigError", "LibvirtError", "DaemonUnreachable", "NotFound", "AlreadyExists",
-    "InvalidState", "Refused", "StartFailed", "ConsoleError", "LockHeld", "PartialFailure", "PermissionDenied",
+    "InvalidState", "Refused", "StartFailed", "ConsoleError", "LockHeld", "PartialFailure",
+    "PermissionDenied",
     "ExecFailed", "RootfsError", "CommandFailed",
 }
 
