@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, json_option, want_json
+from ._cli_common import emit, json_option, shown, want_json
 
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
@@ -121,7 +121,7 @@ def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: 
         return
     rows = [("NAME", "PRIORITY", "TIME", "GROUPS", "AFTER", "WAVE")]
     for item in the_plan.to_list():
-        rows.append((str(item["name"]), str(item["priority"]), str(item["time"]),
+        rows.append((shown(str(item["name"])), str(item["priority"]), str(item["time"]),
                      ",".join(item["groups"]) or "-",  # type: ignore[arg-type]
                      ",".join(item["after"]) or "-",  # type: ignore[arg-type]
                      str(item["wave"])))
@@ -199,7 +199,7 @@ def _print_report(report: Any, as_json: bool) -> int:
         for o in report.outcomes:
             extra = f": {o.reason}" if o.reason else ""
             went = " (went on after its time)" if o.went_on else ""
-            click.echo(f"{o.name}: {o.result}{went} ({o.seconds:.2f} s){extra}")
+            click.echo(f"{shown(o.name)}: {o.result}{went} ({o.seconds:.2f} s){shown(extra)}")
         if not report.outcomes:
             click.echo(f"nothing to {report.action}")
     if report.failed:

@@ -42,6 +42,14 @@ class State:
             self._host = None
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: a name read from the daemon may hold control
+    characters (an escape sequence rewrites the screen), shown as ``\\x1b``-style escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def emit(data: object) -> None:
     """Print ``data`` as JSON (the ``--json`` output of every command)."""
     click.echo(json.dumps(data, indent=2, sort_keys=False))

@@ -14,6 +14,7 @@ from ._cli_common import (
     json_option,
     note,
     pass_state,
+    shown,
     source_from,
     spec_flag_options,
     want_json,
@@ -257,7 +258,7 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
         elif s.autostart is not None and s.autostart.auto:
             auto = f"yes (priority {s.autostart.priority})"
         rows.append(
-            (s.name, s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
+            (shown(s.name), s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
              ",".join(s.ipv4) or "-", auto)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -265,7 +266,8 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for s in statuses:
         if s.problem is not None:
-            note(f"{s.name}: broken: {s.problem} (redefine it from a good spec or XML)")
+            note(f"{shown(s.name)}: broken: {shown(s.problem)} (redefine it from a good spec "
+                 "or XML)")
 
 
 @click.command()
@@ -278,7 +280,7 @@ def status(state: State, name: str, as_json: bool) -> None:
     if want_json(state, as_json):
         emit(s.to_dict())
         return
-    click.echo(f"name:       {s.name}")
+    click.echo(f"name:       {shown(s.name)}")
     click.echo(f"uuid:       {s.uuid}")
     click.echo(f"state:      {s.state} ({s.reason})")
     click.echo(f"id:         {'-' if s.id is None else s.id}")

@@ -108,3 +108,24 @@ def test_an_architecture_the_host_has_not_is_refused_before_libvirt(
     mine = sorted(host.arches())[0]
     host.define(xml.replace("<type>exe</type>", f"<type arch='{mine}'>exe</type>"))
     assert host.exists(name)
+
+
+def test_a_name_with_control_characters_is_listed_escaped(
+    host: Any, libvirt_conn: Any, names: Callable[[str], str], busybox_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Defined by another tool: libvirt takes a C1 control (U+009B is CSI to many terminals)
+    # and a tab in a name.  Printed raw they would rewrite the terminal of whoever lists
+    # the host's containers, or shift the columns of the listing.
+    base = names("ctl")
+    evil = base + "\u009b2J\tfake"
+    xml = render(busybox_spec(base, busybox_root), emulator=host.emulator())
+    libvirt_conn.defineXML(xml.replace(f"<name>{base}</name>", f"<name>{evil}</name>"))
+    try:
+        capsys.readouterr()
+        assert main(["-c", host.uri, "list", "--all"]) == 0
+        out = capsys.readouterr().out
+        assert "\u009b" not in out and "\tfake" not in out
+        assert base + "\\x9b2J\\tfake" in out
+    finally:
+        libvirt_conn.lookupByName(evil).undefine()
