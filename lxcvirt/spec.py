@@ -52,7 +52,17 @@ def _check_str(key: str, value: object, *, allow_empty: bool = False) -> str:
         raise SpecError(key, "must not be empty")
     if "\0" in value:
         raise SpecError(key, "contains a NUL character")
+    bad = _NOT_XML.search(value)
+    if bad:
+        raise SpecError(key, f"contains U+{ord(bad.group()):04X}, which a domain XML cannot "
+                             "hold (control characters other than tab and newline, lone "
+                             "surrogates)")
     return value
+
+
+#: Characters XML 1.0 has no place for, even escaped: a value with one renders to XML
+#: that no parser (libvirt's included) reads.
+_NOT_XML = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 #: libvirt (seen with 9.0) writes the text of <initenv>, <inituser> and <initgroup> into its

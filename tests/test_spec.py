@@ -148,3 +148,9 @@ def test_a_table_missing_a_required_key_names_it() -> None:
                         "filesystem": [{"source": "/tmp"}]})
     assert info.value.key == "filesystem[0].target"
     assert "missing" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["a\ud800", "a\x01b", "\x1b[2J", "x\ufffe"])
+def test_text_a_domain_xml_cannot_hold_is_a_spec_error(value: str) -> None:
+    with pytest.raises(SpecError, match="which a domain XML cannot hold"):
+        spec_from_dict({"name": "x", "init": {"path": "/bin/sh", "args": [value]}})
