@@ -275,9 +275,13 @@ def check_domain_xml(
 ) -> Checked:
     """Validate domain XML through all layers; return it parsed, or raise ValidationError."""
     root = parse_xml(data, source)
+    # Every problem of the file at once: the checks beyond the grammar and the profile's
+    # grammar (libvirt's own schema, slower and saying the same louder, only when both
+    # pass).
     problems = list(_semantic(root, source))
-    if not problems:
-        problems = list(_rng_problems(_profile_schema(), root, source, "lxcvirt LXC profile"))
+    said = {(p.line, p.element) for p in problems}  # the grammar's word on those is noise
+    problems += [p for p in _rng_problems(_profile_schema(), root, source, "lxcvirt LXC profile")
+                 if (p.line, p.element) not in said]
     if not problems and libvirt_schema:
         path = libvirt_schema_path()
         if path is not None:

@@ -34,9 +34,24 @@ def test_invalid_file_is_refused_with_its_message(path: Path) -> None:
 def test_problems_carry_line_and_element() -> None:
     with pytest.raises(ValidationError) as info:
         check_file(INVALID / "hvm-os-invalid.xml")
-    (problem,) = info.value.problems
+    problem = info.value.problems[0]
     assert (problem.line, problem.element) == (5, "type")
     assert problem.file.endswith("hvm-os-invalid.xml")
+
+
+def test_every_problem_of_a_file_is_reported(tmp_path: Path) -> None:
+    # Three faults of three kinds in one file: all three are said, each with its line.
+    doc = (INVALID / "initenv-ampersand-invalid.xml").read_text()
+    doc = doc.replace("<name>x</name>", "<name>..</name>")
+    doc = doc.replace("<memory>65536</memory>", "<memory>0</memory>")
+    path = tmp_path / "three-invalid.xml"
+    path.write_text(doc)
+    with pytest.raises(ValidationError) as info:
+        check_file(path)
+    said = [p.message for p in info.value.problems]
+    assert any("not a usable container name" in m for m in said), said
+    assert any("<memory> is 0" in m for m in said), said
+    assert any("must not contain '&'" in m for m in said), said
 
 
 @pytest.mark.parametrize("name", ["libvirt-doc-app.xml", "libvirt-doc-rootfs.xml"])
