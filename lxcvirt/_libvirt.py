@@ -53,6 +53,8 @@ class Domain(Protocol):
                     uri: str | None, flags: int = 0) -> int: ...
     def autostart(self) -> int: ...
     def setAutostart(self, autostart: int) -> int: ...
+    def suspend(self) -> int: ...
+    def resume(self) -> int: ...
 
 
 class Connection(Protocol):
@@ -254,6 +256,12 @@ class Dom:
 
     def setAutostart(self, autostart: int) -> int:
         return int(self._call("setAutostart", autostart))
+
+    def suspend(self) -> int:
+        return int(self._call("suspend"))
+
+    def resume(self) -> int:
+        return int(self._call("resume"))
 
     def __getattr__(self, method: str) -> Any:
         # Methods lxcvirt calls rarely (openConsole, suspend...): converted the same way.

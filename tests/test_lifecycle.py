@@ -398,3 +398,22 @@ def test_a_start_whose_controller_libvirt_lost_is_made_again(
         log.write("2026-01-01 00:00:00.000+0000: 1: error : virNetSocketReadWire:1793 : "
                   "End of file while reading data: Input/output error\n")
     assert host._monitor_lost(name)
+
+
+def test_a_paused_container_is_stopped_gracefully_and_started_by_resuming(
+    host: Any, names: Any, busybox_root: Path, libvirt_conn: Any
+) -> None:
+    """Suspended with virsh (the freezer): stop thaws it and asks init, instead of waiting
+    its whole timeout and destroying it; start of a paused one resumes it (issue 13)."""
+    name = names("paused")
+    host.create(busybox_spec(name, busybox_root), settle=0)
+    libvirt_conn.lookupByName(name).suspend()
+    assert host.status(name).state == "paused"
+    status = host.start(name, check=False)
+    assert status.state == "running"
+    libvirt_conn.lookupByName(name).suspend()
+    result = host.stop(name, timeout=20)
+    assert result.how == "shut down", result
+    assert result.method.startswith("resumed, then "), result
+    assert result.seconds < 10
+    assert not host.status(name).running

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..metadata import is_managed, read_autostart
 from . import _starting, _stopping
-from ._domain import destroy_domain, leased_ipv4
+from ._domain import destroy_domain, leased_ipv4, resume_domain
 from ._status import (
     DefineResult,
     RebootResult,
@@ -387,6 +387,11 @@ class Host:
             self.preflight()
         dom = self.domain(name)
         if _libvirt.call(f"reading the state of {name}", dom.isActive):
+            if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+                # Suspended (frozen): starting it means letting it run again, as lxc-start
+                # does not but users expect (virsh start refuses; virsh resume it is).
+                resume_domain(self.conn, dom, name, timeout)
+                return self.status_of(dom)
             raise InvalidState(f"{name} is already running", hint=f"`lxcvirt stop {name}` first")
         with _libvirt.converted(f"reading the XML of {name}"):
             xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

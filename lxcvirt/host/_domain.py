@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import libvirt
 
@@ -85,3 +86,15 @@ def destroy_domain(dom: Domain, name: str) -> None:
     except LibvirtError:
         if _libvirt.call(f"reading the state of {name}", dom.isActive):
             raise
+
+
+def resume_domain(conn: Any, dom: Domain, name: str, timeout: float) -> None:
+    """Thaw a suspended (paused) container and wait until libvirt says it runs."""
+    from ._events import LifecycleWatch
+
+    with LifecycleWatch(conn, dom) as watch:
+        _libvirt.call(f"resuming {name}", dom.resume)
+        watch.wait_for({libvirt.VIR_DOMAIN_EVENT_RESUMED}, timeout,
+                       lambda: dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING)
+    if dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+        raise InvalidState(f"{name} did not run again within {timeout:g} s of resuming it")

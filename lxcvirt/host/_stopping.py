@@ -18,7 +18,7 @@ from .._proc import init_listens
 from .._xml import parse_xml
 from ..errors import InvalidState, LibvirtError, LxcvirtError, Refused, SpecError
 from ..metadata import read_init_methods
-from ._domain import destroy_domain, wait_init_known
+from ._domain import destroy_domain, resume_domain, wait_init_known
 from ._events import LifecycleWatch
 from ._status import RebootResult, StopResult, reason_name
 
@@ -98,8 +98,19 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
     dom = host.domain(name)
     if not _libvirt.call(f"reading the state of {name}", dom.isActive):
         return StopResult(name, "already stopped")
+    resumed = ""
+    if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+        # A frozen init cannot handle the request: thaw it first (virsh shutdown of a
+        # paused container would wait its whole timeout and destroy it).
+        try:
+            resume_domain(host.conn, dom, name, min(timeout, 10.0))
+            resumed = "resumed, then "
+        except LxcvirtError as exc:
+            destroy_domain(dom, name)
+            return StopResult(name, "destroyed", time.monotonic() - began,
+                              f"paused, and resuming it failed ({exc})")
     plan = init_plan(host, dom, mode, reboot=False)
-    method = plan.describe()
+    method = resumed + plan.describe()
     with LifecycleWatch(host.conn, dom) as watch:
 
         def stopped() -> bool:
