@@ -93,6 +93,14 @@ def _print(result: Any, many_hosts: bool) -> None:
     show_default=True,
     help="Seconds to wait for a graceful stop before destroying.",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for another apply, start --all or stop --all to finish "
+         "(default: refuse at once, naming it).",
+)
 @json_flag("Print the plan and results as JSON.")
 @click.pass_obj
 def apply(
@@ -108,6 +116,7 @@ def apply(
     no_check: bool,
     settle: float,
     timeout: float,
+    wait: float,
     as_json: bool,
 ) -> int:
     """Make the host match PATHS: spec files, domain XML files, or folders of them.
@@ -142,6 +151,7 @@ def apply(
             check=not no_check,
             settle=settle,
             timeout=timeout,
+            wait=wait,
         )
     except LxcvirtError:
         click.echo("lxcvirt: apply: nothing was changed", err=True)

@@ -166,6 +166,9 @@ def _common(action: str) -> list[Callable[[Any], Any]]:
                      help="With --all: only group G (repeat: in this order; '' = no group)."),
         click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
                      help="With --all: at most N at once within a priority level (default 10)."),
+        click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                     help="With --all: wait this long for another run (apply, start --all, "
+                          "stop --all) to finish; default: refuse at once."),
     ]
 
 
@@ -223,11 +226,11 @@ def _check_all(name: str | None, all_: bool, extra: dict[str, Any], verb: str) -
 def start_all_command(
     state: Any, name: str | None, *, all_: bool, groups: tuple[str, ...],
     parallel: int | None, ignore_auto: bool, boot: bool, config: str | None,
-    no_check: bool, settle: float, timeout: float, as_json: bool,
+    no_check: bool, settle: float, timeout: float, as_json: bool, wait: float | None = None,
 ) -> int | None:
     """``lxcvirt start --all``; returns None when it is a plain ``start NAME``."""
     _check_all(name, all_, {"group": groups, "parallel": parallel, "ignore_auto": ignore_auto,
-                            "boot": boot, "config": config}, "start")
+                            "boot": boot, "config": config, "wait": wait}, "start")
     if not all_:
         return None
     from .autostart import DEFAULT_PARALLEL, start_all
@@ -251,6 +254,7 @@ def start_all_command(
         host, groups=groups or None, ignore_auto=ignore_auto,
         parallel=parallel or DEFAULT_PARALLEL, timeout=timeout, settle=settle,
         check=not no_check, progress=None if as_json else _progress_for(host),
+        wait=wait or 0.0,
     )
     return _print_report(report, as_json)
 
@@ -272,10 +276,10 @@ def _progress_for(_host: Any) -> Callable[[Any], None] | None:
 
 def stop_all_command(
     state: Any, name: str | None, *, all_: bool, groups: tuple[str, ...],
-    parallel: int | None, timeout: float, as_json: bool,
+    parallel: int | None, timeout: float, as_json: bool, wait: float | None = None,
 ) -> int | None:
     """``lxcvirt stop --all``; returns None when it is a plain ``stop NAME``."""
-    _check_all(name, all_, {"group": groups, "parallel": parallel}, "stop")
+    _check_all(name, all_, {"group": groups, "parallel": parallel, "wait": wait}, "stop")
     if not all_:
         return None
     from .autostart import DEFAULT_PARALLEL, stop_all
@@ -283,5 +287,6 @@ def stop_all_command(
     as_json = want_json(state, as_json)
     host = state.host()
     report = stop_all(host, groups=groups or None, parallel=parallel or DEFAULT_PARALLEL,
-                      timeout=timeout, progress=None if as_json else _progress_for(host))
+                      timeout=timeout, progress=None if as_json else _progress_for(host),
+                      wait=wait or 0.0)
     return _print_report(report, as_json)

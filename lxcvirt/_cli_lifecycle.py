@@ -89,14 +89,14 @@ start_options = [
 @pass_state
 def start(
     state: State, name: str | None, no_check: bool, settle: float, timeout: float,
-    all_: bool, groups: tuple[str, ...], parallel: int | None, ignore_auto: bool, boot: bool,
-    config: str | None, as_json: bool,
+    all_: bool, groups: tuple[str, ...], parallel: int | None, wait: float | None,
+    ignore_auto: bool, boot: bool, config: str | None, as_json: bool,
 ) -> int | None:
     """Start a defined container and wait until it runs (--all: the autostart set, in order)."""
     rc = _autostart_cli.start_all_command(
         state, name, all_=all_, groups=groups, parallel=parallel, ignore_auto=ignore_auto,
         boot=boot, config=config, no_check=no_check, settle=settle, timeout=timeout,
-        as_json=as_json,
+        as_json=as_json, wait=wait,
     )
     if rc is not None or name is None:
         return rc
@@ -166,7 +166,7 @@ def create(
 @pass_state
 def stop(
     state: State, name: str | None, timeout: float, all_: bool, groups: tuple[str, ...],
-    parallel: int | None, mode: str | None, as_json: bool,
+    parallel: int | None, wait: float | None, mode: str | None, as_json: bool,
 ) -> int | None:
     """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order).
 
@@ -177,7 +177,7 @@ def stop(
         raise click.UsageError("--mode goes with one NAME, not --all")
     rc = _autostart_cli.stop_all_command(
         state, name, all_=all_, groups=groups, parallel=parallel, timeout=timeout,
-        as_json=as_json,
+        as_json=as_json, wait=wait,
     )
     if rc is not None or name is None:
         return rc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,48 @@ def test_an_init_that_exits_at_once_is_caught_in_the_settle_window(
     assert res[quitter].error is not None and "stopped right after it started" in res[quitter].error
     assert res[steady].error is None and state_of(host, steady) == "running"
     assert state_of(host, quitter) == "shut off"  # defined, not lost
+
+
+def test_one_run_at_a_time_refused_or_waiting(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second apply while one runs (or a start --all) is refused naming the holder, or
+    waits with --wait; never the false "FAILED: already running" lines of two runs acting
+    at once (issue 13)."""
+    import threading
+
+    from lxcvirt.autostart import LOCK_ENV, run_lock
+
+    lock = tmp_path / "run.lock"
+    monkeypatch.setenv(LOCK_ENV, str(lock))
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    c = mk("once")
+    write_spec(specs, c, busybox_root)
+    held = threading.Event()
+    release = threading.Event()
+
+    def other_run() -> None:
+        with run_lock(lock, what="apply"):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    try:
+        held.wait(5)
+        capsys.readouterr()
+        assert main(["-c", URI, "apply", "--no-check", "--settle", "0", str(specs)]) == 1
+        err = capsys.readouterr().err
+        assert f"pid {os.getpid()} (apply)" in err and "--wait" in err, err
+        assert not host.exists(c)
+        # A dry run reads only: it takes no lock.
+        assert main(["-c", URI, "apply", "--dry-run", str(specs)]) == 0
+        threading.Timer(0.5, release.set).start()
+        assert main(["-c", URI, "apply", "--no-check", "--settle", "0", "--wait", "10",
+                     str(specs)]) == 0
+        assert f"{c}: created, started" in capsys.readouterr().out
+    finally:
+        release.set()
+        t.join()

@@ -314,7 +314,7 @@ def test_two_runs_at_once_start_nothing_twice(host: Any, make: Make, group: str,
         assert holding.wait(30)
         with pytest.raises(LockHeld, match="holds the lock") as held:
             autostart.start_all(host, groups=[group], check=False, settle=0)
-        assert "another `lxcvirt start --all`" in held.value.hint
+        assert "`start --all`" in held.value.hint and "--wait" in held.value.hint
     finally:
         release.set()
         t.join(60)

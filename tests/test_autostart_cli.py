@@ -175,7 +175,7 @@ def test_second_run_is_refused_while_the_lock_is_held(
     with run_lock():
         rc, _, err = run("start", "--all", "--group", group, "--no-check")
     assert rc == 1
-    assert "another `lxcvirt start --all` or `stop --all` is running" in err
+    assert "`start --all` or `stop --all` is running" in err
     assert not host.domain(name).isActive()
 
 

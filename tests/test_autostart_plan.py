@@ -165,7 +165,7 @@ def test_lock_refuses_a_second_holder(tmp_path: Path) -> None:
     where = tmp_path / "sub" / "autostart.lock"
     with run_lock(where):
         assert where.read_text().strip().isdigit()
-        busy = r"holds the lock \(pid \d+"
+        busy = r"holds the lock: pid \d+"
         with pytest.raises(LockHeld, match=busy), run_lock(where):
             pass
     with run_lock(where):  # released: taken again

@@ -309,12 +309,26 @@ def run(
     check: bool = True,
     settle: float = 0.5,
     timeout: float = 30.0,
+    wait: float = 0.0,
+    lock: str | Path | None = None,
 ) -> ApplyResult:
-    """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does."""
-    with plan(
+    """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does.
+
+    One run at a time on this machine, with ``start --all`` and ``stop --all`` too (their
+    lock, ``wait`` seconds for a holder): two applies of one folder would otherwise both
+    act on what the other is changing and report its work as failures.  A dry run takes
+    no lock.
+    """
+    from ..autostart import run_lock
+
+    if dry_run_only:
+        with plan(
+            paths, uri=uri, inventory=inventory, select=select, prune=prune,
+            prune_match=prune_match, restart=restart, host_emulator=host_emulator,
+        ) as p:
+            return dry_run(p)
+    with run_lock(lock, wait=wait, what="apply"), plan(
         paths, uri=uri, inventory=inventory, select=select, prune=prune,
         prune_match=prune_match, restart=restart, host_emulator=host_emulator,
     ) as p:
-        if dry_run_only:
-            return dry_run(p)
         return apply(p, check=check, settle=settle, timeout=timeout)

@@ -4,6 +4,7 @@ keeps two start-all / stop-all runs apart."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,12 +63,20 @@ def lock_path(path: str | Path | None = None) -> Path:
 
 
 @contextmanager
-def run_lock(path: str | Path | None = None) -> Iterator[Path]:
-    """Hold the start-all/stop-all lock (flock: released by the kernel if we die)."""
+def run_lock(path: str | Path | None = None, *, wait: float = 0.0,
+             what: str = "") -> Iterator[Path]:
+    """Hold the lock that keeps start-all, stop-all and apply runs on this machine one at
+    a time (flock: released by the kernel if we die).  ``wait`` seconds for a holder to
+    finish before refusing; ``what`` is our own run, as the holder's note says it to the
+    next."""
     where = lock_path(path)
     lock = PidLock(where, mode=0o644)
+    deadline = time.monotonic() + max(0.0, wait)
     try:
-        taken = lock.try_acquire()
+        taken = lock.try_acquire(what)
+        while not taken and time.monotonic() < deadline:
+            time.sleep(0.1)
+            taken = lock.try_acquire(what)
     except PermissionError as exc:
         raise PermissionDenied(
             f"cannot open the autostart lock {where}: permission denied",
@@ -77,10 +86,13 @@ def run_lock(path: str | Path | None = None) -> Iterator[Path]:
         raise ConfigError(f"cannot use the autostart lock {where}: {exc.strerror or exc}",
                           hint=f"{LOCK_ENV} chooses another file") from exc
     if not taken:
+        pid, note = lock.holder()
+        running = f" ({note})" if note else ""
+        waited = f" after waiting {wait:g} s" if wait > 0 else ""
         raise LockHeld(
-            f"another run of start_all or stop_all holds the lock (pid "
-            f"{lock.holder()[0]}, lock {where})",
-            hint="another `lxcvirt start --all` or `stop --all` is running; wait for it to finish",
+            f"another run holds the lock{waited}: pid {pid}{running}, lock {where}",
+            hint="another `lxcvirt apply`, `start --all` or `stop --all` is running; wait "
+                 "for it, or give --wait SECONDS",
         )
     try:
         yield where

@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,6 +182,7 @@ def start_all(
     lock: str | Path | None = None,
     progress: Progress | None = None,
     starter: Callable[[str], object] | None = None,
+    wait: float = 0.0,
 ) -> Report:
     """Start the autostart set in plan order; see the module docstring for the rules.
 
@@ -190,7 +192,7 @@ def start_all(
     inits that exit at once.  ``starter`` replaces the start call (tests hold one back).
     """
     began = _time.monotonic()
-    with run_lock(lock):
+    with run_lock(lock, wait=wait, what="start --all"):
         the_plan = plan(entries(host), groups=groups, ignore_auto=ignore_auto)
         if check and any(not e.running for e in the_plan.entries.values()):
             host.preflight()
@@ -306,6 +308,7 @@ def stop_all(
     timeout: float = 30.0,
     lock: str | Path | None = None,
     progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> Report:
     """Stop every running container (of ``groups``) in the reverse start order.
 
@@ -313,7 +316,7 @@ def stop_all(
     that fails to stop is reported and the rest go on.
     """
     began = _time.monotonic()
-    with run_lock(lock):
+    with run_lock(lock, wait=wait, what="stop --all"):
         running = [e for e in entries(host) if e.running]
         the_plan = plan(running, groups=groups, ignore_auto=True).reversed()
         outcomes: dict[str, Outcome] = {}
@@ -344,7 +347,7 @@ def stop_all(
             with ThreadPoolExecutor(max_workers=max(1, parallel),
                                     thread_name_prefix="autostop") as pool:
                 for wave in the_plan.waves:
-                    wait([pool.submit(run, n, wave.priority) for n in wave.names])
+                    wait_all([pool.submit(run, n, wave.priority) for n in wave.names])
         finally:
             conns.close()
     ordered = [outcomes[n] for n in the_plan.order()]
