@@ -19,8 +19,9 @@ def _print(result: Any, many_hosts: bool) -> None:
     by_key = {(r.host, r.name): r for r in result.results}
     for hp in result.plan.hosts:
         prefix = ""
-        if many_hosts:
-            where = hp.host if hp.host == hp.uri else f"{hp.host} ({hp.uri})"
+        where = hp.host if hp.host == hp.uri else f"{hp.host} ({hp.uri})"
+        if many_hosts or hp.error is not None:
+            # A host that could not be read says why, even when it is the only one.
             failed = "" if hp.error is None else f" FAILED: {hp.error}"
             click.echo(f"host {where}:{failed}")
             prefix = "  "

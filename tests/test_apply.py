@@ -345,3 +345,17 @@ def test_one_run_at_a_time_refused_or_waiting(
     finally:
         release.set()
         t.join()
+
+
+def test_an_unreachable_host_says_why(
+    tmp_path: Path, busybox_root: Path, capsys: pytest.CaptureFixture[str], libvirt_conn: Any,
+) -> None:
+    # Port 1 on loopback: nothing listens there.
+    write_spec(tmp_path, "lxcvirt-test-nowhere", busybox_root)
+    uri = "lxc+tcp://127.0.0.1:1/"
+    assert main(["-c", uri, "apply", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"host {uri}: FAILED: cannot connect to {uri}" in out, out
+    assert main(["-c", uri, "apply", "--json", str(tmp_path)]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["hosts"][0]["error"].startswith(f"cannot connect to {uri}")
