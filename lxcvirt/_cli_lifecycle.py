@@ -258,7 +258,8 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
         elif s.autostart is not None and s.autostart.auto:
             auto = f"yes (priority {s.autostart.priority})"
         rows.append(
-            (shown(s.name), s.state, "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
+            (shown(s.name), s.state + (" (restart needed)" if s.restart_needed else ""),
+             "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
              ",".join(s.ipv4) or "-", auto)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -282,7 +283,8 @@ def status(state: State, name: str, as_json: bool) -> None:
         return
     click.echo(f"name:       {shown(s.name)}")
     click.echo(f"uuid:       {s.uuid}")
-    click.echo(f"state:      {s.state} ({s.reason})")
+    click.echo(f"state:      {s.state} ({s.reason})"
+               + ("; restart needed: redefined since it started" if s.restart_needed else ""))
     click.echo(f"id:         {'-' if s.id is None else s.id}")
     click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
     click.echo(f"vcpus:      {s.vcpus}")

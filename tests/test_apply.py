@@ -359,3 +359,34 @@ def test_an_unreachable_host_says_why(
     assert main(["-c", uri, "apply", "--json", str(tmp_path)]) == 2
     data = json.loads(capsys.readouterr().out)
     assert data["hosts"][0]["error"].startswith(f"cannot connect to {uri}")
+
+
+def test_restart_needed_is_remembered_until_the_restart(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A redefinition of a running container is "restart needed" in status, list and
+    every later apply, until it is restarted; --restart restarts exactly those (issue 13)."""
+    web, other = mk("rn"), mk("rn-other")
+    write_spec(tmp_path, web, busybox_root)
+    write_spec(tmp_path, other, busybox_root)
+    assert run_apply(host, [tmp_path]).ok
+    assert not host.status(web).restart_needed  # just started: runs what is stored
+    other_id = host.status(other).id
+    write_spec(tmp_path, web, busybox_root, memory="80MiB")
+    first = by_name(run_apply(host, [tmp_path]))[web]
+    assert first.done == ("redefined",) and first.restart_needed
+    assert host.status(web).restart_needed and host.status(web).max_memory_kib == 64 * 1024
+    second = run_plan(host, [tmp_path])  # nothing to define any more: still remembered
+    item = next(i for i in second.items if i.name == web)
+    assert item.actions == () and item.restart_needed
+    capsys.readouterr()
+    assert main(["-c", URI, "list"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(web + " "))
+    assert "restart needed" in line
+    res = by_name(run_apply(host, [tmp_path], restart=True))
+    assert res[web].done == ("restarted",)
+    assert res[other].done == ()  # not restarted: it runs what is stored
+    st = host.status(web)
+    assert not st.restart_needed and st.max_memory_kib == 80 * 1024
+    assert host.status(other).id == other_id

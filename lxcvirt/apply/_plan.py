@@ -20,7 +20,7 @@ from ..errors import (
     ValidationError,
     XMLError,
 )
-from ..host import Host, keep_generated, state_name
+from ..host import Host, keep_generated, runs_old_definition, state_name
 from ..inventory import Inventory, load_inventory
 from ..metadata import read_autostart
 from ..rootfs import needs_root
@@ -168,6 +168,7 @@ def _plan_one(
         state = int(dom.state()[0])
         active = bool(dom.isActive())
         persistent = bool(dom.isPersistent())
+        live_xml = str(dom.XMLDesc(0)) if active and persistent else ""
     if src.spec is None and keep_generated(new_root, stored_xml):
         from lxml import etree
 
@@ -181,7 +182,10 @@ def _plan_one(
         actions.append(STOP)
     elif not active and wanted == "running":
         actions.append(START)
-    elif active and REDEFINE in actions:
+    elif active and (REDEFINE in actions
+                     or (live_xml and runs_old_definition(live_xml, stored_xml))):
+        # Redefined now, or by an earlier apply (or by hand) while it ran: it still runs
+        # the old definition until it is restarted, however many applies come between.
         if restart:
             actions.append(RESTART)
         else:

@@ -20,7 +20,7 @@ from ._controller import (
     default_preflight,
     running_when_back,
 )
-from ._definitions import definition_diff, keep_generated
+from ._definitions import definition_diff, keep_generated, runs_old_definition
 from ._events import LifecycleWatch
 from ._starting import LXC_LOG_DIR
 from ._status import (
@@ -50,6 +50,7 @@ __all__ = [
     "running_when_back",
     "definition_diff",
     "keep_generated",
+    "runs_old_definition",
     "reason_name",
     "state_name",
 ]

@@ -207,7 +207,22 @@ class Host:
             autostart=autostart,
             ipv4=ipv4,
             problem=problem,
+            restart_needed=self._restart_needed(dom, xml, state, persistent, root),
         )
+
+    def _restart_needed(self, dom: Domain, live: str, state: int, persistent: bool,
+                        root: Any) -> bool:
+        """Redefined since it started: the stored definition is not the running one."""
+        if root is None or not persistent or state not in (libvirt.VIR_DOMAIN_RUNNING,
+                                                          libvirt.VIR_DOMAIN_PAUSED):
+            return False
+        from ._definitions import runs_old_definition
+
+        try:
+            stored = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            return runs_old_definition(live, stored)
+        except (XMLError, NotFound):
+            return False
 
     def status(self, name: str) -> Status:
         return self.status_of(self.domain(name))

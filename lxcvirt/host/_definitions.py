@@ -72,3 +72,49 @@ def keep_generated(root: Any, defined: str) -> bool:
             root.append(el)
         changed = True
     return changed
+
+
+#: What libvirt adds to a running container's XML on its own (seen with libvirt 9.0):
+#: attributes per element path, and elements to drop when the stored definition has none.
+_RUNTIME_ATTRS = {
+    ".": ("id",),
+    "devices/interface/source": ("portid", "bridge"),
+    "devices/console": ("tty",),
+}
+_RUNTIME_ELEMENTS = ("devices/interface/target", "devices/interface/guest",
+                     "devices/console/source", ".//alias")
+
+
+def _canonical(root: Any, stored: Any) -> bytes:
+    """``root`` as bytes, without what libvirt adds at run time that ``stored`` (the
+    persistent definition) does not itself say."""
+    from lxml import etree
+
+    tree = etree.fromstring(etree.tostring(root))
+    for path, attrs in _RUNTIME_ATTRS.items():
+        targets = [tree] if path == "." else tree.findall(path)
+        keep = [stored] if path == "." else stored.findall(path)
+        for i, el in enumerate(targets):
+            said = keep[i] if i < len(keep) else None
+            for attr in attrs:
+                if said is None or said.get(attr) is None:
+                    el.attrib.pop(attr, None)
+    for path in _RUNTIME_ELEMENTS:
+        if stored.find(path) is not None and not path.startswith(".//"):
+            continue  # written by the user: a difference there is a real one
+        for el in tree.findall(path):
+            el.getparent().remove(el)
+    for el in tree.iter():
+        el.tail = None
+        if el.text is not None and not el.text.strip():
+            el.text = None
+    return bytes(etree.tostring(tree, method="c14n"))
+
+
+def runs_old_definition(live: str, stored: str) -> bool:
+    """True when a running container's definition (``live``) is not the one stored for
+    its next start (``stored``): it was redefined since it started, and keeps running the
+    old one until it is restarted."""
+    live_root = parse_xml(live, "running definition")
+    stored_root = parse_xml(stored, "stored definition")
+    return _canonical(live_root, stored_root) != _canonical(stored_root, stored_root)

@@ -70,6 +70,8 @@ class Status:
     #: Why lxcvirt cannot read this container's definition (its XML or lxcvirt's metadata
     #: in it), or None.  Such a container is still listed; commands acting on many skip it.
     problem: str | None = None
+    #: Redefined since it started: it runs the old definition until it is restarted.
+    restart_needed: bool = False
 
     @property
     def running(self) -> bool:
@@ -90,6 +92,7 @@ class Status:
             "managed": self.managed,
             "ipv4": list(self.ipv4),
             "problem": self.problem,
+            "restart_needed": self.restart_needed,
             "autostart": None
             if a is None
             else {
