@@ -35,6 +35,8 @@ def _print(result: Any, many_hosts: bool) -> None:
             else:
                 _print_item(prefix, item, res.describe(), item.diff)
     counts = result.counts()
+    if result.plan.project is not None:
+        click.echo(f"project: {result.plan.project}")
     if result.dry_run:
         click.echo(
             f"plan: {counts['changed']} to change, {counts['unchanged']} unchanged"
@@ -95,6 +97,11 @@ def _print(result: Any, many_hosts: bool) -> None:
     help="Seconds to wait for a graceful stop before destroying.",
 )
 @click.option(
+    "--project", metavar="NAME", default=None,
+    help="The project the containers belong to (default: the inventory's `project`, else "
+         "the folder's name and a digest of its path); --prune removes only its own.",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -118,6 +125,7 @@ def apply(
     settle: float,
     timeout: float,
     wait: float,
+    project: str | None,
     as_json: bool,
 ) -> int:
     """Make the host match PATHS: spec files, domain XML files, or folders of them.
@@ -153,6 +161,7 @@ def apply(
             settle=settle,
             timeout=timeout,
             wait=wait,
+            project=project,
         )
     except LxcvirtError:
         click.echo("lxcvirt: apply: nothing was changed", err=True)

@@ -242,15 +242,19 @@ def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool
 
 @click.command(name="list")
 @click.option("--all", "all_", is_flag=True, help="Include containers that are not running.")
+@click.option("--project", metavar="NAME", default=None,
+              help="Only the containers `lxcvirt apply` made for project NAME.")
 @json_option
 @pass_state
-def list_(state: State, all_: bool, as_json: bool) -> None:
+def list_(state: State, all_: bool, project: str | None, as_json: bool) -> None:
     """List containers (running ones; --all for every defined one)."""
     statuses = state.host().list(all=all_)
+    if project is not None:
+        statuses = [s for s in statuses if s.project == project]
     if want_json(state, as_json):
         emit([s.to_dict() for s in statuses])
         return
-    rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART")]
+    rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART", "PROJECT")]
     for s in statuses:
         auto = "-"
         if s.problem is not None:
@@ -260,7 +264,7 @@ def list_(state: State, all_: bool, as_json: bool) -> None:
         rows.append(
             (shown(s.name), s.state + (" (restart needed)" if s.restart_needed else ""),
              "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
-             ",".join(s.ipv4) or "-", auto)
+             ",".join(s.ipv4) or "-", auto, shown(s.project or "-"))
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -290,6 +294,7 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"vcpus:      {s.vcpus}")
     click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")
     click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
+    click.echo(f"project:    {shown(s.project or '-')}")
     a = s.autostart
     if s.problem is not None:
         click.echo(f"problem:    {s.problem}")

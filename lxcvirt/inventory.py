@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._files import read_capped
-from .errors import ConfigError
+from .errors import ConfigError, SpecError
 
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_.@+-]+$")
 
@@ -47,6 +47,8 @@ class Inventory:
 
     hosts: tuple[tuple[str, str], ...]
     source: str = "<inventory>"
+    #: The project ``apply`` gives the containers it makes from this inventory.
+    project: str | None = None
 
     def uri(self, name: str) -> str:
         for host, uri in self.hosts:
@@ -71,13 +73,21 @@ class Inventory:
         return [(n, n) if is_uri(n) and n not in self else (n, self.uri(n)) for n in wanted]
 
     def to_dict(self) -> dict[str, object]:
-        return {"source": self.source, "hosts": dict(self.hosts)}
+        return {"source": self.source, "hosts": dict(self.hosts), "project": self.project}
 
 
 def inventory_from_dict(data: Mapping[str, Any], source: str = "<inventory>") -> Inventory:
-    unknown = sorted(set(data) - {"hosts"})
+    unknown = sorted(set(data) - {"hosts", "project"})
     if unknown:
-        raise ConfigError(f"{source}: {unknown[0]}: unknown key (known here: hosts)")
+        raise ConfigError(f"{source}: {unknown[0]}: unknown key (known here: hosts, project)")
+    project = data.get("project")
+    if project is not None:
+        from .spec import check_project
+
+        try:
+            check_project(project)
+        except SpecError as exc:
+            raise ConfigError(f"{source}: project: {exc.message}") from None
     table = data.get("hosts")
     if not isinstance(table, Mapping) or not table:
         raise ConfigError(f"{source}: hosts: missing; write a [hosts] table of name = \"URI\"")
@@ -95,7 +105,7 @@ def inventory_from_dict(data: Mapping[str, Any], source: str = "<inventory>") ->
                 f"\"lxc+ssh://{name}/\", got {value!r}"
             )
         hosts.append((name, value))
-    return Inventory(tuple(hosts), source)
+    return Inventory(tuple(hosts), source, project)
 
 
 def load_inventory(path: str | Path) -> Inventory:

@@ -24,7 +24,7 @@ def metadata_xml(autostart: Autostart) -> str:
 
     template = environment().get_template("partials/lxcvirt.xml.j2")
     return template.render(
-        ns=METADATA_NS, autostart=autostart, init=None, managed=False
+        ns=METADATA_NS, autostart=autostart, init=None, managed=False, project=None
     ).strip()
 
 
@@ -92,3 +92,10 @@ def is_managed(root: Any) -> bool:
     """True when lxcvirt created the domain from a spec (its mark is in the metadata)."""
     container = find_container_element(root)
     return container is not None and container.find(_Q + "managed") is not None
+
+
+def read_project(root: Any) -> str | None:
+    """The project ``lxcvirt apply`` recorded in a parsed domain, or None."""
+    container = find_container_element(root)
+    el = None if container is None else container.find(_Q + "project")
+    return None if el is None else (el.get("name") or None)

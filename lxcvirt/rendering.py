@@ -115,6 +115,7 @@ def render(
         autostart=spec.autostart,
         init=spec.init,
         managed=True,
+        project=spec.project,
     )
 
 

@@ -135,6 +135,18 @@ def check_name(value: object, key: str = "name") -> str:
     return name
 
 
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,99}")
+
+
+def check_project(value: object, key: str = "project") -> str:
+    """A project name: letters, digits and ``_.:@+-``, at most 100 characters."""
+    name = _check_str(key, value)
+    if not _PROJECT.fullmatch(name):
+        raise SpecError(key, f"{name!r}: a project name is letters, digits and _.:@+- "
+                             "(at most 100, starting with a letter or digit)")
+    return name
+
+
 @dataclass(frozen=True)
 class Init:
     """``<os><init>`` and friends: what runs as PID 1 inside the container."""
@@ -367,6 +379,9 @@ class Container:
     #: The inventory hosts ``lxcvirt apply`` puts the container on (empty: every selected
     #: host); not part of the XML.
     hosts: tuple[str, ...] = ()
+    #: The project the container belongs to, written into lxcvirt's metadata by ``apply``
+    #: (which sets it); ``apply --prune`` removes only containers of its own project.
+    project: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -394,6 +409,8 @@ class Container:
         if len(set(hosts)) != len(hosts):
             raise SpecError("hosts", "a host is listed twice")
         object.__setattr__(self, "hosts", hosts)
+        if self.project is not None:
+            check_project(self.project)
         fss = _tuple("filesystems", self.filesystems)
         seen: set[str] = set()
         for fs in fss:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TERM_INIT, URI
+from conftest import TERM_INIT, URI, busybox_spec
 
 from lxcvirt import apply as A
 from lxcvirt.cli import main
@@ -119,7 +119,9 @@ def test_folder_of_five_end_to_end(
     assert planned == {
         run1: ("create", "start"),
         run2: ("create", "start"),
-        stop: ("stop",),
+        # made by `create`, so of no project yet: the apply takes it into its own (only
+        # lxcvirt's metadata changes), then stops it
+        stop: ("autostart", "stop"),
         defd: ("create",),
         xml: ("create", "start"),
     }
@@ -241,7 +243,7 @@ def test_prune_never_touches_foreign(
     spare = tmp_path / "spare"
     spare.mkdir()
     write_spec(spare, gone, busybox_root, state="defined")
-    assert run_apply(host, [tmp_path, spare]).ok
+    assert run_apply(host, [tmp_path, spare], project="foreign-test").ok
     # a container lxcvirt did not create (no lxcvirt metadata), defined behind its back
     libvirt_conn.defineXML(
         f"<domain type='lxc'><name>{foreign}</name><memory>65536</memory>"
@@ -249,7 +251,8 @@ def test_prune_never_touches_foreign(
         f"<devices><filesystem type='mount'><source dir='{busybox_root}'/>"
         "<target dir='/'/></filesystem><console type='pty'/></devices></domain>"
     )
-    result = run_apply(host, [tmp_path], prune=True, prune_match=prune_glob(keep))
+    result = run_apply(host, [tmp_path], prune=True, prune_match=prune_glob(keep),
+                       project="foreign-test")
     assert [(r.name, r.done) for r in result.results if r.done] == [(gone, ("undefined",))]
     assert host.exists(keep) and host.exists(foreign) and not host.exists(gone)
 
@@ -390,3 +393,39 @@ def test_restart_needed_is_remembered_until_the_restart(
     st = host.status(web)
     assert not st.restart_needed and st.max_memory_kib == 80 * 1024
     assert host.status(other).id == other_id
+
+
+def test_two_projects_on_one_host_prune_only_their_own(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two folders (two teams) applied to one host, each with --prune: each removes only
+    what it made; a container made with `create` is nobody's (issue 13)."""
+    a_keep, a_gone, b_keep, b_gone, hand = (mk(x) for x in ("pa1", "pa2", "pb1", "pb2", "hand"))
+    team_a, team_b = tmp_path / "a" / "specs", tmp_path / "b" / "specs"
+    for folder, names_ in ((team_a, (a_keep, a_gone)), (team_b, (b_keep, b_gone))):
+        folder.mkdir(parents=True)
+        for n in names_:
+            write_spec(folder, n, busybox_root, state="defined")
+    host.define(busybox_spec(hand, busybox_root))
+    assert main(["-c", URI, "apply", str(team_a)]) == 0
+    assert main(["-c", URI, "apply", str(team_b)]) == 0
+    out = capsys.readouterr().out
+    projects = {s.name: s.project for s in host.list(all=True)}
+    assert projects[a_keep] == projects[a_gone] != projects[b_keep] == projects[b_gone]
+    assert projects[a_keep].startswith("specs-") and projects[hand] is None
+    assert f"project: {projects[a_keep]}" in out
+    # Team a drops a file and prunes: only its own goes, the dry run says exactly that.
+    (team_a / f"{a_gone}.toml").unlink()
+    assert main(["-c", URI, "apply", "--prune", "--dry-run", "--json", str(team_a)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    gone = [i["name"] for h in plan["hosts"] for i in h["plan"] if i["wanted"] == "absent"]
+    assert gone == [a_gone]
+    assert main(["-c", URI, "apply", "--prune", str(team_a)]) == 0
+    assert not host.exists(a_gone)
+    assert host.exists(a_keep) and host.exists(b_keep) and host.exists(b_gone)
+    assert host.exists(hand)
+    # list filters by project
+    capsys.readouterr()
+    assert main(["-c", URI, "list", "--all", "--json", "--project", projects[b_keep]]) == 0
+    assert {s["name"] for s in json.loads(capsys.readouterr().out)} == {b_keep, b_gone}

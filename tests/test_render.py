@@ -115,6 +115,9 @@ NOT_RENDERED = {
     ("Container", "console"),  # a pty console is always rendered: it has one possible value
     ("Console", "type"),  # ... and so has its type
     ("Filesystem", "image"),  # what create/apply build a missing root from; not in the XML
+    # Set by apply only (no spec key, so no golden spec can hold it); rendered into the
+    # metadata, which test_project_is_rendered_into_the_metadata checks.
+    ("Container", "project"),
 }
 
 
@@ -181,3 +184,16 @@ def test_every_spec_field_reaches_a_golden_file() -> None:
     wanted = {(c.__name__, f.name) for c in classes for f in dataclasses.fields(c)}
     missing = wanted - NOT_RENDERED - _field_effects()
     assert not missing, f"spec fields no golden file shows: {sorted(missing)}"
+
+
+def test_project_is_rendered_into_the_metadata() -> None:
+    from dataclasses import replace
+
+    from lxcvirt._xml import parse_xml
+    from lxcvirt.metadata import read_project
+
+    spec = load_spec(SPECS[0])
+    assert read_project(parse_xml(render(spec, emulator=EMULATOR))) is None
+    xml = render(replace(spec, project="web-1a2b3c4d"), emulator=EMULATOR)
+    assert "<lxcvirt:project name='web-1a2b3c4d'/>" in xml
+    assert read_project(parse_xml(xml)) == "web-1a2b3c4d"

@@ -138,6 +138,7 @@ class ApplyResult:
             "exit_code": self.exit_code,
             "counts": self.counts(),
             "files": list(self.plan.files),
+            "project": self.plan.project,
             "hosts": hosts,
         }
 
@@ -311,6 +312,7 @@ def run(
     timeout: float = 30.0,
     wait: float = 0.0,
     lock: str | Path | None = None,
+    project: str | None = None,
 ) -> ApplyResult:
     """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does.
 
@@ -325,10 +327,12 @@ def run(
         with plan(
             paths, uri=uri, inventory=inventory, select=select, prune=prune,
             prune_match=prune_match, restart=restart, host_emulator=host_emulator,
+            project=project,
         ) as p:
             return dry_run(p)
     with run_lock(lock, wait=wait, what="apply"), plan(
         paths, uri=uri, inventory=inventory, select=select, prune=prune,
         prune_match=prune_match, restart=restart, host_emulator=host_emulator,
+        project=project,
     ) as p:
         return apply(p, check=check, settle=settle, timeout=timeout)

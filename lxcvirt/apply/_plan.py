@@ -4,9 +4,12 @@ the gap; nothing is changed while planning."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import _libvirt
@@ -24,7 +27,7 @@ from ..host import Host, keep_generated, runs_old_definition, state_name
 from ..inventory import Inventory, load_inventory
 from ..metadata import read_autostart
 from ..rootfs import needs_root
-from ..spec import Autostart, Container
+from ..spec import Autostart, Container, check_project
 from ._sources import Source, _problems, collect_files, read_source
 
 ROOTFS = "build root"
@@ -117,6 +120,7 @@ class Plan:
     files: tuple[str, ...]
     prune: bool = False
     restart: bool = False
+    project: str | None = None
     _owned: tuple[Host, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -141,16 +145,21 @@ class Plan:
     def to_dict(self) -> dict[str, object]:
         return {
             "files": list(self.files),
+            "project": self.project,
             "changed": self.changed,
             "hosts": [h.to_dict() for h in self.hosts],
         }
 
 
 def _plan_one(
-    target: Host, host_name: str, src: Source, *, restart: bool, host_emulator: bool
+    target: Host, host_name: str, src: Source, *, restart: bool, host_emulator: bool,
+    project: str | None = None,
 ) -> PlanItem:
+    spec = src.spec
+    if spec is not None and project is not None:
+        spec = replace(spec, project=project)
     prepared = target.prepare(
-        src.spec if src.spec is not None else Path(src.path), host_emulator=host_emulator
+        spec if spec is not None else Path(src.path), host_emulator=host_emulator
     )
     new_root, xml = prepared.root, prepared.xml
     wanted = src.state
@@ -198,16 +207,31 @@ def _plan_one(
                     cmp.diff, restart_needed, autostart, xml, src.spec)
 
 
-def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None) -> list[PlanItem]:
+def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None,
+                project: str | None = None) -> list[PlanItem]:
+    """Containers of ``project`` on the host that no file names any more.  Ones made by
+    ``create``/``define``, by hand or by another project (another folder, another team)
+    are never touched."""
     items = []
     for st in target.list(all=True):
-        if not st.managed or st.name in keep:
+        if not st.managed or st.name in keep or st.project is None or st.project != project:
             continue
         if match is not None and not fnmatch.fnmatchcase(st.name, match):
             continue
         actions = ((STOP,) if st.running or st.id is not None else ()) + (UNDEFINE,)
         items.append(PlanItem(host_name, st.name, None, st.state, "absent", actions))
     return items
+
+
+def default_project(paths: Sequence[Path]) -> str:
+    """The project of an apply that names none: the folder applied (for files, the folder
+    they are in), as its name and a short digest of its absolute path, so two folders
+    called ``specs`` on one host are two projects: ``specs-1a2b3c4d``."""
+    folders = sorted({str((p if p.is_dir() else p.parent).resolve()) for p in paths}) or ["."]
+    where = Path(folders[0]) if len(folders) == 1 else Path(os.path.commonpath(folders))
+    digest = hashlib.sha256("\0".join(folders).encode()).hexdigest()[:8]
+    stem = re.sub(r"[^A-Za-z0-9_.:@+-]", "-", where.name or "root").lstrip("._:@+-") or "root"
+    return f"{stem[:80]}-{digest}"
 
 
 def _targets(
@@ -245,8 +269,13 @@ def plan(
     prune_match: str | None = None,
     restart: bool = False,
     host_emulator: bool = False,
+    project: str | None = None,
 ) -> Plan:
     """Read, validate and compare; change nothing.
+
+    Every container a spec makes belongs to ``project`` (else the inventory's, else one
+    named after the folder applied, see :func:`default_project`); ``prune`` removes only
+    containers of that project.
 
     Targets: ``hosts`` (name -> :class:`Host`, used as given), else the ``select``ed hosts
     of ``inventory`` (all of them by default), else ``select`` as URIs, else ``uri``.
@@ -262,7 +291,11 @@ def plan(
         chosen = pairs
         targets = {}
     skip = [Path(inv.source)] if inv is not None and inv.source != "<inventory>" else []
-    files = collect_files(paths, skip=skip)
+    given = [Path(p) for p in paths]
+    files = collect_files(given, skip=skip)
+    if project is None:
+        project = inv.project if inv is not None and inv.project else default_project(given)
+    project = check_project(project, "project")
     problems: list[Problem] = []
     sources: list[Source] = []
     for f in files:
@@ -312,13 +345,13 @@ def plan(
             for src in per_host[name]:
                 try:
                     items.append(_plan_one(target, name, src, restart=restart,
-                                           host_emulator=host_emulator))
+                                           host_emulator=host_emulator, project=project))
                 except (SpecError, XMLError, Refused) as exc:
                     # Refused: e.g. an emulator this host has not
                     found.extend(_problems(src.path, exc))
             if prune:
                 keep = {s.name for s in per_host[name]}
-                items.extend(_plan_prune(target, name, keep, prune_match))
+                items.extend(_plan_prune(target, name, keep, prune_match, project))
         except LxcvirtError as exc:
             return (HostPlan(name, host_uri, (), str(exc).splitlines()[0], target.is_local,
                              target), found, opened)
@@ -336,4 +369,5 @@ def plan(
         for opened in owned:
             opened.close()
         raise ValidationError(problems)
-    return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, tuple(owned))
+    return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, project,
+                tuple(owned))

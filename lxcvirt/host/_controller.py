@@ -32,7 +32,7 @@ from ..errors import (
     StartFailed,
     XMLError,
 )
-from ..metadata import is_managed, read_autostart
+from ..metadata import is_managed, read_autostart, read_project
 from . import _starting, _stopping
 from ._domain import destroy_domain, leased_ipv4, resume_domain
 from ._status import (
@@ -174,6 +174,7 @@ class Host:
         # reported as such, never an error for the whole listing.
         problem = None
         autostart = None
+        project = None
         try:
             root = parse_xml(xml, dom.name())
         except XMLError as exc:
@@ -183,6 +184,7 @@ class Host:
                 autostart = read_autostart(root)
             except XMLError as exc:
                 problem = str(exc)
+            project = read_project(root)
         ipv4: tuple[str, ...] = ()
         if state == libvirt.VIR_DOMAIN_RUNNING and root is not None and root.find(
             "devices/interface[@type='network']"
@@ -208,6 +210,7 @@ class Host:
             ipv4=ipv4,
             problem=problem,
             restart_needed=self._restart_needed(dom, xml, state, persistent, root),
+            project=project,
         )
 
     def _restart_needed(self, dom: Domain, live: str, state: int, persistent: bool,

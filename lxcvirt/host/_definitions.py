@@ -7,6 +7,7 @@ import difflib
 from typing import Any
 
 from .._xml import parse_xml
+from ..spec import METADATA_NS
 
 
 def definition_diff(name: str, before: str, after: str) -> str:
@@ -91,6 +92,10 @@ def _canonical(root: Any, stored: Any) -> bytes:
     from lxml import etree
 
     tree = etree.fromstring(etree.tostring(root))
+    # lxcvirt's own metadata (autostart, project) is written live too, and never needs a
+    # restart to take effect.
+    for el in tree.findall("metadata/{" + METADATA_NS + "}container"):
+        el.getparent().remove(el)
     for path, attrs in _RUNTIME_ATTRS.items():
         targets = [tree] if path == "." else tree.findall(path)
         keep = [stored] if path == "." else stored.findall(path)

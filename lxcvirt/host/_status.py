@@ -72,6 +72,8 @@ class Status:
     problem: str | None = None
     #: Redefined since it started: it runs the old definition until it is restarted.
     restart_needed: bool = False
+    #: The project ``lxcvirt apply`` created it for (None: not made by an apply).
+    project: str | None = None
 
     @property
     def running(self) -> bool:
@@ -93,6 +95,7 @@ class Status:
             "ipv4": list(self.ipv4),
             "problem": self.problem,
             "restart_needed": self.restart_needed,
+            "project": self.project,
             "autostart": None
             if a is None
             else {
