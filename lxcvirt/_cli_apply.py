@@ -102,6 +102,10 @@ def _print(result: Any, many_hosts: bool) -> None:
          "the folder's name and a digest of its path); --prune removes only its own.",
 )
 @click.option(
+    "--parallel-hosts", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
+    help="Hosts worked on at once (with an inventory); a slow or dead one holds up only itself.",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -126,6 +130,7 @@ def apply(
     timeout: float,
     wait: float,
     project: str | None,
+    parallel_hosts: int,
     as_json: bool,
 ) -> int:
     """Make the host match PATHS: spec files, domain XML files, or folders of them.
@@ -162,6 +167,7 @@ def apply(
             timeout=timeout,
             wait=wait,
             project=project,
+            parallel_hosts=parallel_hosts,
         )
     except LxcvirtError:
         click.echo("lxcvirt: apply: nothing was changed", err=True)

@@ -23,6 +23,7 @@ from ._act import ApplyResult, ItemResult, apply, dry_run, run, set_live_autosta
 from ._plan import (
     AUTOSTART,
     CREATE,
+    DEFAULT_PARALLEL_HOSTS,
     RECONNECT_WAIT,
     REDEFINE,
     RESTART,
@@ -38,7 +39,8 @@ from ._plan import (
 from ._sources import Source, collect_files, read_source
 
 __all__ = [
-    "AUTOSTART", "CREATE", "RECONNECT_WAIT", "REDEFINE", "RESTART", "ROOTFS", "START", "STOP",
+    "AUTOSTART", "CREATE", "DEFAULT_PARALLEL_HOSTS", "RECONNECT_WAIT", "REDEFINE", "RESTART",
+    "ROOTFS", "START", "STOP",
     "UNDEFINE", "ApplyResult", "HostPlan", "ItemResult", "Plan", "PlanItem", "Source",
     "apply", "collect_files", "dry_run", "plan", "read_source", "run", "set_live_autostart",
 ]

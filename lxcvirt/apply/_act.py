@@ -20,6 +20,7 @@ from ..spec import Autostart
 from ._plan import (
     AUTOSTART,
     CREATE,
+    DEFAULT_PARALLEL_HOSTS,
     RECONNECT_WAIT,
     REDEFINE,
     RESTART,
@@ -274,6 +275,7 @@ def apply(
     check: bool = True,
     settle: float = 0.5,
     timeout: float = 30.0,
+    parallel_hosts: int | None = None,
 ) -> ApplyResult:
     """Carry out a plan.  Each container's failure is recorded and the others go on.
 
@@ -282,8 +284,10 @@ def apply(
     at once; ``timeout`` bounds each graceful stop before it turns into a destroy.
     """
     hps = list(the_plan.hosts)
+    if parallel_hosts is None:
+        parallel_hosts = DEFAULT_PARALLEL_HOSTS
     if len(hps) > 1:
-        with ThreadPoolExecutor(max_workers=min(8, len(hps))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel_hosts, len(hps)))) as pool:
             per = list(pool.map(
                 lambda hp: _apply_host(hp, check=check, settle=settle, timeout=timeout), hps))
     else:
@@ -313,6 +317,7 @@ def run(
     wait: float = 0.0,
     lock: str | Path | None = None,
     project: str | None = None,
+    parallel_hosts: int = DEFAULT_PARALLEL_HOSTS,
 ) -> ApplyResult:
     """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does.
 
@@ -327,12 +332,13 @@ def run(
         with plan(
             paths, uri=uri, inventory=inventory, select=select, prune=prune,
             prune_match=prune_match, restart=restart, host_emulator=host_emulator,
-            project=project,
+            project=project, parallel_hosts=parallel_hosts,
         ) as p:
             return dry_run(p)
     with run_lock(lock, wait=wait, what="apply"), plan(
         paths, uri=uri, inventory=inventory, select=select, prune=prune,
         prune_match=prune_match, restart=restart, host_emulator=host_emulator,
-        project=project,
+        project=project, parallel_hosts=parallel_hosts,
     ) as p:
-        return apply(p, check=check, settle=settle, timeout=timeout)
+        return apply(p, check=check, settle=settle, timeout=timeout,
+                     parallel_hosts=parallel_hosts)

@@ -39,6 +39,9 @@ START = "start"
 STOP = "stop"
 UNDEFINE = "undefine"
 
+#: Hosts planned and applied at once (each on its own connection and thread); a slow or
+#: dead host holds up only its own thread.
+DEFAULT_PARALLEL_HOSTS = 8
 #: Seconds an apply waits for a libvirtd it lost to answer again before it says "unknown".
 RECONNECT_WAIT = 10.0
 _INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
@@ -270,6 +273,7 @@ def plan(
     restart: bool = False,
     host_emulator: bool = False,
     project: str | None = None,
+    parallel_hosts: int = DEFAULT_PARALLEL_HOSTS,
 ) -> Plan:
     """Read, validate and compare; change nothing.
 
@@ -358,7 +362,7 @@ def plan(
         return HostPlan(name, host_uri, tuple(items), None, target.is_local, target), found, opened
 
     if len(chosen) > 1:
-        with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel_hosts, len(chosen)))) as pool:
             planned = list(pool.map(lambda p: plan_host(*p), chosen))  # in the given order
     else:
         planned = [plan_host(n, u) for n, u in chosen]

@@ -1,0 +1,74 @@
+"""``apply`` across an inventory of hosts, in parallel: four private libvirtd daemons on
+this machine (tests/plain_daemon.py, never the shared one), one of them dead (issue 13).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_apply import write_spec
+
+from lxcvirt.cli import main
+
+HOSTS = 4
+
+
+@pytest.fixture
+def daemons(libvirt_conn: Any) -> Iterator[list[Any]]:
+    import plain_daemon
+
+    why_not = plain_daemon.available()
+    if why_not:
+        pytest.fail(f"cannot start private libvirtd daemons: {why_not}")
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(plain_daemon.restartable_daemon()) for _ in range(HOSTS)]
+
+
+def test_an_inventory_is_applied_in_parallel_and_a_dead_host_says_why(
+    daemons: list[Any], busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    names = [f"lxcvirt-test-{os.getpid()}-inv{i}" for i in range(3)]
+    for n in names:
+        write_spec(specs, n, busybox_root)
+    inventory = tmp_path / "hosts.toml"
+    inventory.write_text('project = "fleet"\n[hosts]\n' + "".join(
+        f'h{i} = "{d.uri}"\n' for i, d in enumerate(daemons)))
+    dead = daemons[2]
+    dead.kill()
+    code = main(["apply", "-i", str(inventory), "--no-check", "--settle", "0",
+                 "--parallel-hosts", str(HOSTS), "--json", str(specs)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 2, report  # partial: one host failed
+    assert report["project"] == "fleet"
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert list(by_host) == [f"h{i}" for i in range(HOSTS)]  # the inventory's order
+    assert by_host["h2"]["error"].startswith(f"cannot connect to {dead.uri}")
+    assert by_host["h2"]["results"] == []
+    for i, d in enumerate(daemons):
+        if d is dead:
+            continue
+        done = {r["name"]: r for r in by_host[f"h{i}"]["results"]}
+        assert all(done[n]["ok"] and done[n]["done"] == ["created", "started"] for n in names)
+        import libvirt
+
+        conn = libvirt.open(d.uri)
+        try:
+            running = {dom.name() for dom in conn.listAllDomains(0) if dom.isActive()}
+        finally:
+            conn.close()
+        assert set(names) <= running
+    # The text report keeps each host's lines together, the dead one with its reason.
+    dead.start()
+    dead.kill()
+    main(["apply", "-i", str(inventory), "--no-check", "--settle", "0", str(specs)])
+    out = capsys.readouterr().out
+    assert f"host h2 ({dead.uri}): FAILED: cannot connect" in out, out
