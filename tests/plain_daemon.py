@@ -185,6 +185,7 @@ class RestartableDaemon:
         self.holder = holder
         self.daemon: subprocess.Popen[bytes] | None = None
         self.uri = f"lxc:///system?socket={folder / 'run' / 'libvirt-sock'}"
+        self._known: set[str] = set()
 
     @property
     def pid(self) -> int | None:
@@ -210,9 +211,16 @@ class RestartableDaemon:
             if time.monotonic() > deadline:
                 raise RuntimeError("the private libvirtd did not answer in time")
             time.sleep(0.05)
+        # libvirtd answers before its drivers have loaded their domains: the harness
+        # waits for the ones it had, so a test's own steps do not race that.
+        while not self._known <= _domain_names(self.uri):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the private libvirtd did not load its domains in time")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL the daemon (its containers keep running, as with a crashed libvirtd)."""
+        self._known = _domain_names(self.uri)
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.kill()
             self.daemon.wait()
@@ -277,5 +285,20 @@ def _destroy_all(uri: str) -> None:
                     dom.destroy()
             with contextlib.suppress(libvirt.libvirtError):
                 dom.undefine()
+    finally:
+        conn.close()
+
+
+def _domain_names(uri: str) -> set[str]:
+    import libvirt
+
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return set()
+    try:
+        return {d.name() for d in conn.listAllDomains(0)}
+    except libvirt.libvirtError:
+        return set()
     finally:
         conn.close()

@@ -493,7 +493,11 @@ def running_when_back(uri: str, name: str, deadline: float) -> bool | None:
             with Host(uri, preflight=lambda _h: None) as fresh:
                 return fresh.status(name).running
         except NotFound:
-            return False
+            # A libvirtd that has just started answers before it has loaded its domains:
+            # "no such container" is only believed at the deadline.
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
         except DaemonUnreachable:
             if time.monotonic() >= deadline:
                 return None
