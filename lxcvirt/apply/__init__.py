@@ -19,12 +19,12 @@ lxcvirt's autostart metadata differs), ``restart``, ``start``, ``stop``, ``undef
 (``--prune``); an item with no action is unchanged.
 """
 
+from ..host import RECONNECT_WAIT
 from ._act import ApplyResult, ItemResult, apply, dry_run, run, set_live_autostart
 from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
-    RECONNECT_WAIT,
     REDEFINE,
     RESTART,
     ROOTFS,

@@ -14,14 +14,13 @@ from ..errors import (
     LxcvirtError,
     StartFailed,
 )
-from ..host import Host, LifecycleWatch, running_when_back
+from ..host import RECONNECT_WAIT, Host, LifecycleWatch, running_when_back
 from ..rootfs import ensure_roots
 from ..spec import Autostart
 from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
-    RECONNECT_WAIT,
     REDEFINE,
     RESTART,
     ROOTFS,

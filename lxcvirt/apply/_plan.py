@@ -42,8 +42,6 @@ UNDEFINE = "undefine"
 #: Hosts planned and applied at once (each on its own connection and thread); a slow or
 #: dead host holds up only its own thread.
 DEFAULT_PARALLEL_HOSTS = 8
-#: Seconds an apply waits for a libvirtd it lost to answer again before it says "unknown".
-RECONNECT_WAIT = 10.0
 _INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE (this module imports no libvirt)
 
 

@@ -22,7 +22,7 @@ from ..errors import (
     LxcvirtError,
     NotFound,
 )
-from ..host import LifecycleWatch, running_when_back
+from ..host import RECONNECT_WAIT, LifecycleWatch, running_when_back
 from ._boot import run_lock
 from ._plan import Plan, plan
 from ._settings import entries
@@ -140,10 +140,6 @@ class _Job:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-#: Seconds a run waits for a daemon it lost to answer again before it says "unknown".
-RECONNECT_WAIT = 10.0
 
 
 def _settle_lost(uri: str, outcomes: Sequence[Outcome], lost: set[str],

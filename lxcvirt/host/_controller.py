@@ -51,6 +51,9 @@ DEFAULT_SETTLE = 0.5
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
 #: How often :meth:`Host.start` starts a container again whose controller libvirtd lost.
 MONITOR_RETRIES = 1
+#: Seconds a command that lost libvirtd waits for it to answer again (it restarts) before
+#: it says a container's state is unknown (:func:`running_when_back`).
+RECONNECT_WAIT = 10.0
 
 if TYPE_CHECKING:
     # Defining needs these; listing and status do not, so they load on first define.
