@@ -59,3 +59,17 @@ def test_wheel_renders_and_validates_outside_the_tree(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, check=False,
     )
     assert cli.returncode == 0, cli.stderr
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    """A package missing from setup.cfg's ``packages`` is left out of the wheel: an
+    installed lxcvirt then fails to import it."""
+    import configparser
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(repo / "setup.cfg")
+    listed = {p.strip() for p in cfg["options"]["packages"].split(",")}
+    found = {".".join(init.parent.relative_to(repo).parts)
+             for init in (repo / "lxcvirt").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
