@@ -230,10 +230,12 @@ def _settle(target: Host, watch: LifecycleWatch, results: list[ItemResult],
         return
     names = [(results[i].name, t) for i, t in started]
     watch.wait_window(max(t for _, t in started) + settle, names)
-    for i, since in started:
+    for i, _since in started:
         r = results[i]
         try:
-            alive = not watch.died(r.name, since) and bool(target.domain(r.name).isActive())
+            # The state decides: a death the watch saw may have been followed by a start
+            # again (start() does so when libvirtd lost the container's monitor).
+            alive = bool(target.domain(r.name).isActive())
         except DaemonUnreachable:
             # Lost libvirtd while watching: what runs once it is back decides.
             alive = running_when_back(target.uri, r.name,

@@ -277,8 +277,10 @@ def _run_start(
     for name in the_plan.order():
         o = jobs[name].outcome
         assert o is not None
-        if o.result == "started" and (watch.died(name, jobs[name].t_begin)
-                                      or _active(host, name) is False):
+        # The state decides; the event only when the daemon does not answer (a death
+        # the event saw may have been followed by a start again, see LifecycleWatch).
+        active = _active(host, name) if o.result == "started" else True
+        if active is False or (active is None and watch.died(name, jobs[name].t_begin)):
             o = replace(o, result="failed", ok=False, reason=(
                 f"stopped right after it started (its init exited); see its log, "
                 f"/var/log/libvirt/lxc/{name}.log"))

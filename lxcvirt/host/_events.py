@@ -66,10 +66,19 @@ class LifecycleWatch:
                 self.cond.wait(min(left, 1.0))
 
     def _stopped_at(self, name: str) -> float:
-        return max((t for _u, n, e, t in self.events if n == name and e in _DEATHS), default=-1.0)
+        # A death followed by a start does not count: start() destroys and starts again
+        # a container whose monitor libvirtd lost, which is not an init that exited.
+        last = -1.0
+        for _u, n, e, t in self.events:
+            if n == name and e in _DEATHS:
+                last = t
+            elif n == name and e == libvirt.VIR_DOMAIN_EVENT_STARTED:
+                last = -1.0
+        return last
 
     def died(self, name: str, since: float) -> bool:
-        """True when ``name`` stopped at or after ``since`` (monotonic)."""
+        """True when ``name`` stopped at or after ``since`` (monotonic) and was not started
+        again since."""
         with self.cond:
             return self._stopped_at(name) >= since
 
