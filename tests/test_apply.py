@@ -121,12 +121,13 @@ def test_folder_of_five_end_to_end(
         run2: ("create", "start"),
         # made by `create`, so of no project yet: the apply takes it into its own (only
         # lxcvirt's metadata changes), then stops it
-        stop: ("autostart", "stop"),
+        stop: ("project", "stop"),
         defd: ("create",),
         xml: ("create", "start"),
     }
     result = A.apply(p, check=False, settle=0.2)
     assert result.exit_code == 0 and result.ok, [r.error for r in result.failed]
+    assert by_name(result)[stop].done == (f"project set to {p.project}", "stopped")
     assert {n: state_of(host, n) for n in planned} == {
         run1: "running", run2: "running", stop: "shut off", defd: "shut off", xml: "running"
     }
@@ -393,6 +394,55 @@ def test_restart_needed_is_remembered_until_the_restart(
     st = host.status(web)
     assert not st.restart_needed and st.max_memory_kib == 80 * 1024
     assert host.status(other).id == other_id
+
+
+def test_restart_goes_in_autostart_order(
+    host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path
+) -> None:
+    """--restart restarts in the autostart order (higher priority first, ``after`` before
+    priority), not in file order; the report stays in file order."""
+    import libvirt
+
+    from lxcvirt.host import LifecycleWatch
+
+    low, high, follower = mk("ord-a"), mk("ord-b"), mk("ord-c")
+    settings = {
+        low: "priority = 1",
+        high: "priority = 9",
+        follower: f"priority = 20\nafter = [{toml_str(low)}]",
+    }
+    for name, extra in settings.items():
+        write_spec(tmp_path, name, busybox_root, extra=f"[autostart]\n{extra}")
+    assert run_apply(host, [tmp_path]).ok
+    for name, extra in settings.items():  # a change that needs a restart
+        write_spec(tmp_path, name, busybox_root, memory="72MiB",
+                   extra=f"[autostart]\n{extra}")
+    with LifecycleWatch(host.conn) as watch:
+        res = run_apply(host, [tmp_path], restart=True)
+        assert res.ok, [r.error for r in res.failed]
+    started = [n for _u, n, e, _t in watch.events if e == libvirt.VIR_DOMAIN_EVENT_STARTED]
+    assert started == [high, low, follower]
+    assert [r.name for r in res.results] == sorted(settings)  # file order
+    assert all(r.done == ("redefined", "restarted") for r in res.results)
+
+
+def test_act_order_stops_first_starts_last() -> None:
+    from lxcvirt.spec import Autostart
+
+    def item(name: str, actions: tuple[str, ...], priority: int = 0) -> A.PlanItem:
+        return A.PlanItem("h", name, None, "", "", actions,
+                          autostart=Autostart(priority=priority))
+
+    items = [
+        item("start-low", (A.START,), 1),
+        item("stop-low", (A.STOP,), 1),
+        item("define", (A.CREATE,)),
+        item("start-high", (A.CREATE, A.START), 5),
+        item("gone-high", (A.STOP, A.UNDEFINE), 5),
+        item("unchanged", ()),
+    ]
+    order = [items[i].name for i in A.act_order(items)]
+    assert order == ["stop-low", "gone-high", "define", "unchanged", "start-high", "start-low"]
 
 
 def test_two_projects_on_one_host_prune_only_their_own(

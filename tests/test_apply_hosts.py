@@ -32,8 +32,11 @@ def daemons(libvirt_conn: Any) -> Iterator[list[Any]]:
 
 def test_an_inventory_is_applied_in_parallel_and_a_dead_host_says_why(
     daemons: list[Any], busybox_root: Path, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from lxcvirt.autostart import LOCK_ENV, lock_path, run_lock
+
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "run.lock"))
     specs = tmp_path / "specs"
     specs.mkdir()
     names = [f"lxcvirt-test-{os.getpid()}-inv{i}" for i in range(3)]
@@ -72,3 +75,18 @@ def test_an_inventory_is_applied_in_parallel_and_a_dead_host_says_why(
     main(["apply", "-i", str(inventory), "--no-check", "--settle", "0", str(specs)])
     out = capsys.readouterr().out
     assert f"host h2 ({dead.uri}): FAILED: cannot connect" in out, out
+
+    # One run at a time per host: a run holding h1's lock keeps this apply off h1 only;
+    # the other hosts are served (nothing to change there), h1 says who holds it.
+    busy = daemons[1]
+    assert lock_path(None, busy.uri) != lock_path(None, daemons[0].uri)
+    with run_lock(uri=busy.uri, what="start --all"):
+        code = main(["apply", "-i", str(inventory), "--host", "h0", "--host", "h1",
+                     "--host", "h3", "--no-check", "--settle", "0", "--json", str(specs)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 2, report
+    by_host = {h["host"]: h for h in report["hosts"]}
+    assert by_host["h1"]["error"].startswith(f"another run against {busy.uri} holds the lock")
+    assert f"pid {os.getpid()} (start --all)" in by_host["h1"]["error"]
+    assert by_host["h0"]["error"] is None and by_host["h3"]["error"] is None
+    assert all(not r["done"] and r["ok"] for h in ("h0", "h3") for r in by_host[h]["results"])

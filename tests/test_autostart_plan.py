@@ -256,3 +256,14 @@ def test_boot_switch_is_decided_by_the_library(tmp_path: Path) -> None:
     on = tmp_path / "on.conf"
     on.write_text("autostart = true\n")
     assert boot_switch(on).allowed and boot_switch(on).notes == ()
+
+
+def test_lock_path_is_one_per_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LXCVIRT_AUTOSTART_LOCK", str(tmp_path / "x.lock"))
+    base = tmp_path / "x.lock"
+    for system in ("lxc:///", "lxc:///system", "lxc://localhost/", None):
+        assert lock_path(None, system) == base
+    a = lock_path(None, "lxc+ssh://a.example/system")
+    b = lock_path(None, "lxc+ssh://b.example/system")
+    assert a != b and a.parent == b.parent == tmp_path and a.name.startswith("x-")
+    assert lock_path(None, "lxc+ssh://a.example/system") == a

@@ -20,11 +20,20 @@ lxcvirt's autostart metadata differs), ``restart``, ``start``, ``stop``, ``undef
 """
 
 from ..host import RECONNECT_WAIT
-from ._act import ApplyResult, ItemResult, apply, dry_run, run, set_live_autostart
+from ._act import (
+    ApplyResult,
+    ItemResult,
+    act_order,
+    apply,
+    dry_run,
+    run,
+    set_live_autostart,
+)
 from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
+    PROJECT,
     REDEFINE,
     RESTART,
     ROOTFS,
@@ -39,8 +48,8 @@ from ._plan import (
 from ._sources import Source, collect_files, read_source
 
 __all__ = [
-    "AUTOSTART", "CREATE", "DEFAULT_PARALLEL_HOSTS", "RECONNECT_WAIT", "REDEFINE", "RESTART",
-    "ROOTFS", "START", "STOP",
-    "UNDEFINE", "ApplyResult", "HostPlan", "ItemResult", "Plan", "PlanItem", "Source",
-    "apply", "collect_files", "dry_run", "plan", "read_source", "run", "set_live_autostart",
+    "AUTOSTART", "CREATE", "DEFAULT_PARALLEL_HOSTS", "PROJECT", "RECONNECT_WAIT", "REDEFINE",
+    "RESTART", "ROOTFS", "START", "STOP", "UNDEFINE", "ApplyResult", "HostPlan", "ItemResult",
+    "Plan", "PlanItem", "Source", "act_order", "apply", "collect_files", "dry_run", "plan",
+    "read_source", "run", "set_live_autostart",
 ]

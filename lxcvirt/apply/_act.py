@@ -21,6 +21,7 @@ from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
+    PROJECT,
     REDEFINE,
     RESTART,
     ROOTFS,
@@ -164,6 +165,7 @@ def _act(
     """Carry out one item; returns the result and when it was started here (or None)."""
     done: list[str] = []
     diff = ""
+    metadata_defined = False
     restart_needed = item.restart_needed
     started: float | None = None
     action = ""
@@ -173,13 +175,16 @@ def _act(
                 for built in ensure_roots(item.spec, local=target.is_local):
                     how = "from the cache" if built.cache_hit else "built"
                     done.append(f"root {built.dest} made of {built.image} ({how})")
-            elif action == AUTOSTART:
-                if item.current != "shut off" and item.autostart is not None:
+            elif action in (AUTOSTART, PROJECT):
+                if (action == AUTOSTART and item.current != "shut off"
+                        and item.autostart is not None):
                     # live and persistent, through the metadata API; then the definition
                     set_live_autostart(target, item.name, item.autostart)
-                res = target.define(item.xml)
-                diff = res.diff
-                done.append("autostart updated")
+                if not metadata_defined:  # one definition for both
+                    diff = target.define(item.xml).diff
+                    metadata_defined = True
+                done.append("autostart updated" if action == AUTOSTART
+                            else f"project set to {item.project}")
             elif action in (CREATE, REDEFINE):
                 res = target.define(item.xml)
                 diff = res.diff
@@ -221,7 +226,7 @@ def _act(
                       restart_needed, diff), started
 
 
-def _settle(target: Host, watch: LifecycleWatch, results: list[ItemResult],
+def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
             started: list[tuple[int, float]], settle: float) -> None:
     """Watch the containers started here, all in one window of ``settle`` seconds after
     the last start: an init that exits at once makes libvirt's create() succeed all the
@@ -249,25 +254,56 @@ def _settle(target: Host, watch: LifecycleWatch, results: list[ItemResult],
                                     r.restart_needed, r.diff)
 
 
+def act_order(items: Sequence[PlanItem]) -> list[int]:
+    """The order in which a host's items are carried out, as indices into ``items``.
+
+    What ``stop --all`` and ``start --all`` would do: first the stops and removals, in the
+    reverse of the autostart order; then the definitions that start nothing, in file
+    order; last the starts and restarts, in the autostart order (higher ``priority``
+    first, ``after`` before priority, ties by name).  A cycle in ``after`` leaves file
+    order (``start --all`` names it)."""
+    from ..autostart import Entry
+    from ..autostart import plan as autostart_plan
+
+    def ordered(idx: list[int], backwards: bool) -> list[int]:
+        by_name = {items[i].name: i for i in idx}
+        try:
+            order = autostart_plan(
+                [Entry(items[i].name, items[i].autostart or Autostart()) for i in idx],
+                ignore_auto=True,
+            ).order()
+        except LxcvirtError:
+            return idx
+        found = [by_name[n] for n in order]
+        return found[::-1] if backwards else found
+
+    up = [i for i, it in enumerate(items) if START in it.actions or RESTART in it.actions]
+    down = [i for i, it in enumerate(items) if i not in up
+            and (STOP in it.actions or UNDEFINE in it.actions)]
+    rest = [i for i in range(len(items)) if i not in up and i not in down]
+    return ordered(down, True) + rest + ordered(up, False)
+
+
 def _apply_host(hp: HostPlan, *, check: bool, settle: float, timeout: float) -> list[ItemResult]:
     if hp.error is not None or hp.target is None:
         return []
     target = hp.target
-    results: list[ItemResult] = []
+    results: dict[int, ItemResult] = {}
     started: list[tuple[int, float]] = []
     with LifecycleWatch(target.conn) as watch:
-        for item in hp.items:
+        for i in act_order(hp.items):
+            item = hp.items[i]
             if not item.changed:
-                results.append(
-                    ItemResult(item.host, item.name, (), (), None, item.restart_needed)
-                )
+                results[i] = ItemResult(item.host, item.name, (), (), None,
+                                        item.restart_needed)
                 continue
             res, started_at = _act(target, item, check=check, timeout=timeout)
             if started_at is not None:
-                started.append((len(results), started_at))
-            results.append(res)
+                started.append((i, started_at))
+            results[i] = res
         _settle(target, watch, results, started, settle)
-    return results
+    # reported in file order
+    return [results[i] for i in range(len(hp.items))]
 
 
 def apply(
@@ -322,24 +358,18 @@ def run(
 ) -> ApplyResult:
     """Plan, then (unless ``dry_run_only``) apply: what ``lxcvirt apply`` does.
 
-    One run at a time on this machine, with ``start --all`` and ``stop --all`` too (their
-    lock, ``wait`` seconds for a holder): two applies of one folder would otherwise both
-    act on what the other is changing and report its work as failures.  A dry run takes
-    no lock.
+    One run at a time per host, with ``start --all`` and ``stop --all`` too (their lock,
+    ``wait`` seconds for a holder, see :func:`plan`): two applies of one folder would
+    otherwise both act on what the other is changing and report its work as failures.
+    A dry run takes no lock.
     """
-    from ..autostart import run_lock
-
-    if dry_run_only:
-        with plan(
-            paths, uri=uri, inventory=inventory, select=select, prune=prune,
-            prune_match=prune_match, restart=restart, host_emulator=host_emulator,
-            project=project, parallel_hosts=parallel_hosts,
-        ) as p:
-            return dry_run(p)
-    with run_lock(lock, wait=wait, what="apply"), plan(
+    with plan(
         paths, uri=uri, inventory=inventory, select=select, prune=prune,
         prune_match=prune_match, restart=restart, host_emulator=host_emulator,
-        project=project, parallel_hosts=parallel_hosts,
+        project=project, parallel_hosts=parallel_hosts, hold_lock=not dry_run_only,
+        lock=lock, wait=wait,
     ) as p:
+        if dry_run_only:
+            return dry_run(p)
         return apply(p, check=check, settle=settle, timeout=timeout,
                      parallel_hosts=parallel_hosts)

@@ -3,10 +3,12 @@ the gap; nothing is changed while planning."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from .. import _libvirt
 from .._compare import compare
+from .._xml import parse_xml
 from ..errors import (
+    LockHeld,
     LxcvirtError,
     NotFound,
     Problem,
@@ -25,7 +29,7 @@ from ..errors import (
 )
 from ..host import Host, keep_generated, runs_old_definition, state_name
 from ..inventory import Inventory, load_inventory
-from ..metadata import read_autostart
+from ..metadata import read_autostart, read_project
 from ..rootfs import needs_root
 from ..spec import Autostart, Container, check_project
 from ._sources import Source, _problems, collect_files, read_source
@@ -34,6 +38,8 @@ ROOTFS = "build root"
 CREATE = "create"
 REDEFINE = "redefine"
 AUTOSTART = "autostart"
+#: Only the project in lxcvirt's metadata changes (a container adopted into a project).
+PROJECT = "project"
 RESTART = "restart"
 START = "start"
 STOP = "stop"
@@ -63,6 +69,8 @@ class PlanItem:
     autostart: Autostart | None = None
     xml: str = field(default="", repr=False, compare=False)
     spec: Container | None = field(default=None, repr=False, compare=False)
+    #: The project the new definition records.
+    project: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -123,6 +131,9 @@ class Plan:
     restart: bool = False
     project: str | None = None
     _owned: tuple[Host, ...] = field(default=(), repr=False, compare=False)
+    #: The run locks held for its hosts (``plan(hold_lock=True)``), let go by close().
+    _locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False,
+                                         compare=False)
 
     @property
     def changed(self) -> bool:
@@ -133,9 +144,10 @@ class Plan:
         return [i for h in self.hosts for i in h.items]
 
     def close(self) -> None:
-        """Close the connections :func:`plan` opened itself."""
+        """Close the connections :func:`plan` opened itself and let go of its locks."""
         for h in self._owned:
             h.close()
+        self._locks.close()
 
     def __enter__(self) -> Plan:
         return self
@@ -186,8 +198,17 @@ def _plan_one(
     cmp = compare(src.name, stored_xml, new_root)
     actions: list[str] = []
     restart_needed = False
-    if cmp.changed or not persistent:
-        actions.append(AUTOSTART if cmp.autostart_only and persistent else REDEFINE)
+    if cmp.changed and cmp.autostart_only and persistent:
+        # Only lxcvirt's metadata differs: say which part of it.
+        stored_root = parse_xml(stored_xml, f"{src.name} (defined)")
+        if read_autostart(stored_root) != autostart:
+            actions.append(AUTOSTART)
+        if read_project(stored_root) != read_project(new_root):
+            actions.append(PROJECT)
+        if not actions:
+            actions.append(AUTOSTART)
+    elif cmp.changed or not persistent:
+        actions.append(REDEFINE)
     if active and wanted == "stopped":
         actions.append(STOP)
     elif not active and wanted == "running":
@@ -205,7 +226,7 @@ def _plan_one(
             and needs_root(src.spec, local=True)):
         actions.insert(0, ROOTFS)  # defined before, its root folder since removed
     return PlanItem(host_name, src.name, src.path, state_name(state), wanted, tuple(actions),
-                    cmp.diff, restart_needed, autostart, xml, src.spec)
+                    cmp.diff, restart_needed, autostart, xml, src.spec, read_project(new_root))
 
 
 def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None,
@@ -272,8 +293,18 @@ def plan(
     host_emulator: bool = False,
     project: str | None = None,
     parallel_hosts: int = DEFAULT_PARALLEL_HOSTS,
+    hold_lock: bool = False,
+    lock: str | Path | None = None,
+    wait: float = 0.0,
 ) -> Plan:
     """Read, validate and compare; change nothing.
+
+    ``hold_lock``: take each host's run lock (the one ``start --all`` and ``stop --all``
+    take, see :func:`lxcvirt.autostart.lock_path`; ``lock`` names its file, ``wait``
+    seconds for a holder) before reading it, and hold it until the plan is closed, so
+    that no other run changes a host between its plan and its apply.  With one host, a
+    lock held by another run raises :class:`LockHeld`; with several, that host's plan
+    has the reason as its ``error`` and the others go on.
 
     Every container a spec makes belongs to ``project`` (else the inventory's, else one
     named after the folder applied, see :func:`default_project`); ``prune`` removes only
@@ -334,9 +365,14 @@ def plan(
     if problems:
         raise ValidationError(problems)
 
+    locks = contextlib.ExitStack()
+    refused = _take_locks(chosen, locks, lock, wait) if hold_lock else {}
+
     def plan_host(name: str, host_uri: str) -> tuple[HostPlan, list[Problem], Host | None]:
         # Run in a thread per host: it returns what it found, sharing nothing.
         found: list[Problem] = []
+        if name in refused:
+            return HostPlan(name, host_uri, (), refused[name]), found, None
         target = targets.get(name)
         opened = None
         if target is None:
@@ -359,17 +395,53 @@ def plan(
                              target), found, opened)
         return HostPlan(name, host_uri, tuple(items), None, target.is_local, target), found, opened
 
-    if len(chosen) > 1:
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel_hosts, len(chosen)))) as pool:
-            planned = list(pool.map(lambda p: plan_host(*p), chosen))  # in the given order
-    else:
-        planned = [plan_host(n, u) for n, u in chosen]
+    try:
+        if len(chosen) > 1:
+            with ThreadPoolExecutor(max_workers=max(1, min(parallel_hosts, len(chosen)))) as pool:
+                planned = list(pool.map(lambda p: plan_host(*p), chosen))  # in the given order
+        else:
+            planned = [plan_host(n, u) for n, u in chosen]
+    except BaseException:
+        locks.close()
+        raise
     host_plans = [hp for hp, _, _ in planned]
     owned = [h for _, _, h in planned if h is not None]
     problems = [p for _, found, _ in planned for p in found]
     if problems:
         for opened in owned:
             opened.close()
+        locks.close()
         raise ValidationError(problems)
     return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, project,
-                tuple(owned))
+                tuple(owned), locks)
+
+
+def _take_locks(chosen: Sequence[tuple[str, str]], locks: contextlib.ExitStack,
+                lock: str | Path | None, wait: float) -> dict[str, str]:
+    """Take the run lock of every host in ``chosen`` into ``locks`` (a host named twice
+    shares one), all within one ``wait``; returns the hosts refused, with why."""
+    from ..autostart import lock_path, run_lock
+
+    deadline = time.monotonic() + max(0.0, wait)
+    refused: dict[str, str] = {}
+    taken: dict[Path, str | None] = {}
+    try:
+        for name, host_uri in chosen:
+            where = lock_path(lock, host_uri)
+            if where in taken:
+                if taken[where] is not None:
+                    refused[name] = str(taken[where])
+                continue
+            try:
+                locks.enter_context(run_lock(
+                    lock, uri=host_uri, wait=max(0.0, deadline - time.monotonic()),
+                    what="apply"))
+                taken[where] = None
+            except LockHeld as exc:
+                if len(chosen) == 1:
+                    raise
+                taken[where] = refused[name] = str(exc).splitlines()[0]
+    except BaseException:
+        locks.close()
+        raise
+    return refused

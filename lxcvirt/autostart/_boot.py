@@ -3,6 +3,7 @@ keeps two start-all / stop-all runs apart."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -58,18 +59,30 @@ def boot_switch(config: str | Path | None = None) -> BootSwitch:
 # --- the lock ------------------------------------------------------------------------------
 
 
-def lock_path(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get(LOCK_ENV) or DEFAULT_LOCK)
+#: The local system daemon, however it is written: its runs use the lock file itself.
+_SYSTEM_URIS = frozenset({"lxc:", "lxc:///system", "lxc://localhost", "lxc://localhost/system"})
+
+
+def lock_path(path: str | Path | None = None, uri: str | None = None) -> Path:
+    """The lock of runs against the host at ``uri``: one per host, so that runs against
+    two hosts go on together.  The local system daemon's (and ``uri=None``) is the file
+    itself: ``path``, else $LXCVIRT_AUTOSTART_LOCK, else /run/lxcvirt/autostart.lock;
+    any other URI has a file next to it named by a digest of the URI."""
+    base = Path(path or os.environ.get(LOCK_ENV) or DEFAULT_LOCK)
+    if uri is None or uri.rstrip("/") in _SYSTEM_URIS:
+        return base
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return base.with_name(f"{base.stem}-{digest}{base.suffix}")
 
 
 @contextmanager
-def run_lock(path: str | Path | None = None, *, wait: float = 0.0,
+def run_lock(path: str | Path | None = None, *, uri: str | None = None, wait: float = 0.0,
              what: str = "") -> Iterator[Path]:
-    """Hold the lock that keeps start-all, stop-all and apply runs on this machine one at
-    a time (flock: released by the kernel if we die).  ``wait`` seconds for a holder to
-    finish before refusing; ``what`` is our own run, as the holder's note says it to the
-    next."""
-    where = lock_path(path)
+    """Hold the lock that keeps start-all, stop-all and apply runs against one host (the
+    daemon at ``uri``, see :func:`lock_path`) one at a time (flock: released by the kernel
+    if we die).  ``wait`` seconds for a holder to finish before refusing; ``what`` is our
+    own run, as the holder's note says it to the next."""
+    where = lock_path(path, uri)
     lock = PidLock(where, mode=0o644)
     deadline = time.monotonic() + max(0.0, wait)
     try:
@@ -89,8 +102,9 @@ def run_lock(path: str | Path | None = None, *, wait: float = 0.0,
         pid, note = lock.holder()
         running = f" ({note})" if note else ""
         waited = f" after waiting {wait:g} s" if wait > 0 else ""
+        against = f" against {uri}" if uri is not None else ""
         raise LockHeld(
-            f"another run holds the lock{waited}: pid {pid}{running}, lock {where}",
+            f"another run{against} holds the lock{waited}: pid {pid}{running}, lock {where}",
             hint="another `lxcvirt apply`, `start --all` or `stop --all` is running; wait "
                  "for it, or give --wait SECONDS",
         )

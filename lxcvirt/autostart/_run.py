@@ -188,7 +188,7 @@ def start_all(
     inits that exit at once.  ``starter`` replaces the start call (tests hold one back).
     """
     began = _time.monotonic()
-    with run_lock(lock, wait=wait, what="start --all"):
+    with run_lock(lock, uri=host.uri, wait=wait, what="start --all"):
         the_plan = plan(entries(host), groups=groups, ignore_auto=ignore_auto)
         if check and any(not e.running for e in the_plan.entries.values()):
             host.preflight()
@@ -314,7 +314,7 @@ def stop_all(
     that fails to stop is reported and the rest go on.
     """
     began = _time.monotonic()
-    with run_lock(lock, wait=wait, what="stop --all"):
+    with run_lock(lock, uri=host.uri, wait=wait, what="stop --all"):
         running = [e for e in entries(host) if e.running]
         the_plan = plan(running, groups=groups, ignore_auto=True).reversed()
         outcomes: dict[str, Outcome] = {}
