@@ -11,6 +11,9 @@ The TOML layout mirrors the domain XML::
     [[interface]]       # repeated
     [idmap]             # uid = [{start, target, count}], gid = [...]
     [autostart]         # auto, priority, time, groups, after
+    [limits]            # memory_hard_limit, cpu_shares, cpuset, blkio_weight, ...
+    [[limits.blkio_device]]  # path, weight, read/write_bytes_sec, read/write_iops_sec
+    [security]          # capabilities = "default"|"allow"|"deny", cap_drop, cap_add
 """
 
 from __future__ import annotations
@@ -23,12 +26,24 @@ from typing import Any, TypeVar
 
 from ._files import read_capped
 from .errors import SpecError
-from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
+from .spec import (
+    Autostart,
+    BlkioDevice,
+    Console,
+    Container,
+    Filesystem,
+    IdMap,
+    IdRange,
+    Init,
+    Interface,
+    Limits,
+    Security,
+)
 
 _TOP = {
     "name", "uuid", "description", "memory", "vcpu", "emulator", "on_poweroff", "on_reboot",
     "on_crash", "state", "hosts", "host_network", "init", "filesystem", "interface", "console",
-    "idmap", "autostart",
+    "idmap", "autostart", "limits", "security",
 }
 _INIT = {"path", "args", "env", "workdir", "user", "group", "halt", "reboot"}
 _FS = {"type", "source", "target", "readonly", "usage", "from"}
@@ -37,6 +52,13 @@ _CONSOLE = {"type"}
 _IDMAP = {"uid", "gid"}
 _RANGE = {"start", "target", "count"}
 _AUTO = {"auto", "priority", "time", "groups", "after"}
+_LIMITS = {
+    "memory_hard_limit", "memory_soft_limit", "swap_hard_limit", "cpu_shares", "cpu_period",
+    "cpu_quota", "cpuset", "blkio_weight", "blkio_device",
+}
+_BLKIO_DEV = {"path", "weight", "read_bytes_sec", "write_bytes_sec", "read_iops_sec",
+              "write_iops_sec"}
+_SECURITY = {"capabilities", "cap_drop", "cap_add"}
 
 
 def _table(key: str, value: object) -> Mapping[str, Any]:
@@ -97,6 +119,18 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
     if "autostart" in top:
         table = _known("autostart", _table("autostart", top["autostart"]), _AUTO)
         top["autostart"] = _make("autostart", Autostart, table)
+    if "limits" in top:
+        lim = _known("limits", _table("limits", top["limits"]), _LIMITS)
+        lim["blkio_devices"] = tuple(
+            _make(f"limits.blkio_device[{i}]", BlkioDevice,
+                  _known(f"limits.blkio_device[{i}]", d, _BLKIO_DEV))
+            for i, d in enumerate(_array_of_tables("limits.blkio_device",
+                                                   lim.pop("blkio_device", [])))
+        )
+        top["limits"] = _make("limits", Limits, lim)
+    if "security" in top:
+        sec = _known("security", _table("security", top["security"]), _SECURITY)
+        top["security"] = _make("security", Security, sec)
     return Container(**top)
 
 
@@ -177,12 +211,15 @@ def spec_from_flags(
     bridges: Sequence[str] = (),
     memory: str | None = None,
     vcpu: int | None = None,
+    **tuning: Any,
 ) -> Container:
     """Build a spec from command-line flags (``lxcvirt render|define|create --name ...``),
     with the checks of a TOML spec.
 
     ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``;
-    ``image``: what the root is built from (``--from``, with ``--root``).
+    ``image``: what the root is built from (``--from``, with ``--root``); ``tuning``:
+    the keys of ``[limits]`` and ``[security]`` (``--memory-limit`` is
+    ``memory_hard_limit``, ``--cap-drop`` ``cap_drop``, ...).
     """
     data: dict[str, Any] = {"name": name, "init": {"path": init, "args": list(args)}}
     variables: dict[str, str] = {}
@@ -219,4 +256,26 @@ def spec_from_flags(
         data["memory"] = memory
     if vcpu is not None:
         data["vcpu"] = vcpu
-    return spec_from_dict(data)
+    for key, value in tuning.items():
+        if value in (None, ()):
+            continue
+        if key in _SECURITY:
+            data.setdefault("security", {})[key] = list(value) if key != "capabilities" \
+                else value
+        elif key in _LIMITS - {"blkio_device"}:
+            data.setdefault("limits", {})[key] = value
+        else:
+            raise SpecError(key, "not a spec flag")
+    try:
+        return spec_from_dict(data)
+    except SpecError as exc:
+        # Say the flag the user typed, not the spec key it fills.
+        section, _, key = exc.key.partition(".")
+        if section in ("limits", "security") and key in tuning:
+            flag = _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+            raise SpecError(flag, exc.detail, hint=exc.hint) from None
+        raise
+
+
+#: Flags whose name is not their spec key with dashes.
+_FLAG_NAMES = {"memory_hard_limit": "--memory-limit", "swap_hard_limit": "--swap-limit"}

@@ -352,6 +352,193 @@ class Autostart:
         object.__setattr__(self, "after", after)
 
 
+#: The capabilities libvirt's LXC driver can turn on or off (domain.rng's list, 9.0).
+CAPABILITIES = (
+    "audit_control", "audit_write", "block_suspend", "chown", "dac_override",
+    "dac_read_search", "fowner", "fsetid", "ipc_lock", "ipc_owner", "kill", "lease",
+    "linux_immutable", "mac_admin", "mac_override", "mknod", "net_admin", "net_bind_service",
+    "net_broadcast", "net_raw", "setgid", "setfcap", "setpcap", "setuid", "sys_admin",
+    "sys_boot", "sys_chroot", "sys_module", "sys_nice", "sys_pacct", "sys_ptrace",
+    "sys_rawio", "sys_resource", "sys_time", "sys_tty_config", "syslog", "wake_alarm",
+)
+CAP_POLICIES = ("default", "allow", "deny")
+_CPUSET = re.compile(r"\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*")
+#: The largest value libvirt takes for a byte or KiB tunable (an unsigned long long that
+#: must also fit the kernel's cgroup files, which are in bytes).
+_MAX_BYTES = 2**63 - 1
+
+
+def check_cpuset(key: str, value: object) -> str:
+    """A CPU list as libvirt writes it: ``0-3``, ``1,3``, ``0-7,^2``."""
+    text = _check_str(key, value)
+    if not _CPUSET.fullmatch(text):
+        raise SpecError(key, f"{text!r} is not a CPU list (e.g. '0-3', '1,3', '0-7,^2')")
+    for part in text.replace("^", "").split(","):
+        lo, _, hi = part.partition("-")
+        if hi and int(hi) < int(lo):
+            raise SpecError(key, f"{part!r}: a range goes from the lower CPU to the higher")
+        if int(hi or lo) >= 4096:
+            raise SpecError(key, f"{part!r}: CPU numbers go up to 4095")
+    cpus: set[int] = set()
+    for part in sorted(text.split(","), key=lambda p: p.startswith("^")):  # exclusions last
+        lo, _, hi = part.lstrip("^").partition("-")
+        span = set(range(int(lo), int(hi or lo) + 1))
+        cpus = cpus - span if part.startswith("^") else cpus | span
+    if not cpus:
+        raise SpecError(key, f"{text!r} leaves no CPU; name the ones it may use")
+    # As libvirt writes it back ("0-1,^1" is stored as "0"): a spec compares equal to
+    # what was defined from it.
+    runs: list[str] = []
+    for cpu in sorted(cpus):
+        if runs and cpu - 1 in cpus:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{cpu}"
+        else:
+            runs.append(str(cpu))
+    return ",".join(runs)
+
+
+def _opt_size(key: str, value: object, *, minimum: int = 0) -> int | None:
+    if value is None:
+        return None
+    kib = _size(key, value, minimum=minimum)
+    if kib * 1024 > _MAX_BYTES:
+        raise SpecError(key, f"{kib} KiB is more than the kernel can take")
+    return kib
+
+
+def _opt_int(key: str, value: object, lo: int, hi: int) -> int | None:
+    if value is None:
+        return None
+    n = _check_int(key, value)
+    if not lo <= n <= hi:
+        raise SpecError(key, f"must be between {lo} and {hi}, got {n}")
+    return n
+
+
+@dataclass(frozen=True)
+class BlkioDevice:
+    """One ``<blkiotune><device>``: a weight and throttles for one host block device.
+
+    ``read_bytes_sec``/``write_bytes_sec`` take sizes ("10MiB" is 10 MiB per second) and
+    are kept in bytes, as libvirt writes them."""
+
+    path: str
+    weight: int | None = None
+    read_bytes_sec: int | str | None = None
+    write_bytes_sec: int | str | None = None
+    read_iops_sec: int | None = None
+    write_iops_sec: int | None = None
+
+    def __post_init__(self) -> None:
+        key = f"limits.blkio_device[{self.path}]"
+        _check_path(f"{key}.path", self.path)
+        _opt_int(f"{key}.weight", self.weight, 100, 1000)
+        for name in ("read_bytes_sec", "write_bytes_sec"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, int):
+                kib = _opt_size(f"{key}.{name}", value, minimum=1)
+                object.__setattr__(self, name, None if kib is None else kib * 1024)
+            elif value is not None:
+                _opt_int(f"{key}.{name}", value, 1, _MAX_BYTES)
+        for name in ("read_iops_sec", "write_iops_sec"):
+            _opt_int(f"{key}.{name}", getattr(self, name), 1, _MAX_BYTES)
+        if all(getattr(self, n) is None for n in (
+            "weight", "read_bytes_sec", "write_bytes_sec", "read_iops_sec", "write_iops_sec"
+        )):
+            raise SpecError(key, "a device entry needs a weight or a throttle")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits: ``<memtune>``, ``<cputune>``, the ``<vcpu cpuset>`` and
+    ``<blkiotune>``, in the words of libvirt's elements (lxc: ``lxc.cgroup.*``)."""
+
+    #: <memtune>: sizes, kept in KiB.
+    memory_hard_limit: int | str | None = None
+    memory_soft_limit: int | str | None = None
+    swap_hard_limit: int | str | None = None
+    #: <cputune>: relative weight; period and quota in microseconds (quota -1: none).
+    cpu_shares: int | None = None
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    #: The host CPUs the container may run on (``0-3``, ``1,3``).
+    cpuset: str | None = None
+    #: <blkiotune>: relative weight (100-1000) and per-device settings.
+    blkio_weight: int | None = None
+    blkio_devices: tuple[BlkioDevice, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("memory_hard_limit", "memory_soft_limit", "swap_hard_limit"):
+            object.__setattr__(self, name,
+                               _opt_size(f"limits.{name}", getattr(self, name), minimum=1024))
+        hard, soft, swap = self.memory_hard_limit, self.memory_soft_limit, self.swap_hard_limit
+        if hard is not None and soft is not None and int(soft) > int(hard):
+            raise SpecError("limits.memory_soft_limit", "must not be above memory_hard_limit")
+        if swap is not None and hard is not None and int(swap) < int(hard):
+            raise SpecError("limits.swap_hard_limit",
+                            "must be at least memory_hard_limit (it counts memory plus swap)")
+        _opt_int("limits.cpu_shares", self.cpu_shares, 2, 262144)
+        _opt_int("limits.cpu_period", self.cpu_period, 1000, 1000000)
+        if self.cpu_quota is not None and self.cpu_quota != -1:
+            _opt_int("limits.cpu_quota", self.cpu_quota, 1000, 17592186044415)
+        if self.cpuset is not None:
+            object.__setattr__(self, "cpuset", check_cpuset("limits.cpuset", self.cpuset))
+        _opt_int("limits.blkio_weight", self.blkio_weight, 100, 1000)
+        devices = _tuple("limits.blkio_devices", self.blkio_devices)
+        for d in devices:
+            if not isinstance(d, BlkioDevice):
+                raise SpecError("limits.blkio_devices", "expected BlkioDevice items")
+        if len({d.path for d in devices}) != len(devices):
+            raise SpecError("limits.blkio_devices", "a device is listed twice")
+        object.__setattr__(self, "blkio_devices", devices)
+
+    @property
+    def memtune(self) -> bool:
+        return any(v is not None for v in (
+            self.memory_hard_limit, self.memory_soft_limit, self.swap_hard_limit))
+
+    @property
+    def cputune(self) -> bool:
+        return any(v is not None for v in (self.cpu_shares, self.cpu_period, self.cpu_quota))
+
+    @property
+    def blkiotune(self) -> bool:
+        return self.blkio_weight is not None or bool(self.blkio_devices)
+
+
+@dataclass(frozen=True)
+class Security:
+    """``<features><capabilities>``: the policy (``default``: libvirt's own set, which
+    drops what a container should not have; ``allow``: all; ``deny``: none) and the
+    capabilities turned off (``cap_drop``, lxc.cap.drop) or on (``cap_add``)."""
+
+    capabilities: str = "default"
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_choice("security.capabilities", self.capabilities, CAP_POLICIES)
+        for key in ("cap_drop", "cap_add"):
+            caps = []
+            for c in _tuple(f"security.{key}", getattr(self, key)):
+                name = c.lower().removeprefix("cap_") if isinstance(c, str) else c
+                if name not in CAPABILITIES:
+                    raise SpecError(f"security.{key}",
+                                    f"{c!r} is not a capability libvirt knows (e.g. mknod, "
+                                    "sys_admin, net_raw)")
+                caps.append(name)
+            if len(set(caps)) != len(caps):
+                raise SpecError(f"security.{key}", "a capability is listed twice")
+            object.__setattr__(self, key, tuple(caps))
+        both = sorted(set(self.cap_drop) & set(self.cap_add))
+        if both:
+            raise SpecError("security.cap_add", f"{both[0]} is both dropped and added")
+
+    @property
+    def any(self) -> bool:
+        return self.capabilities != "default" or bool(self.cap_drop or self.cap_add)
+
+
 @dataclass(frozen=True)
 class Container:
     """A whole container: the ``<domain type='lxc'>``."""
@@ -374,6 +561,8 @@ class Container:
     #: a namespace of its own with only ``lo`` (``<features><privnet/>``), as lxc does.
     host_network: bool = False
     autostart: Autostart = field(default_factory=Autostart)
+    limits: Limits = field(default_factory=Limits)
+    security: Security = field(default_factory=Security)
     #: The state ``lxcvirt apply`` brings the container to; not part of the XML.
     state: str = "running"
     #: The inventory hosts ``lxcvirt apply`` puts the container on (empty: every selected
@@ -447,6 +636,10 @@ class Container:
             raise SpecError("idmap", "expected an IdMap")
         if not isinstance(self.autostart, Autostart):
             raise SpecError("autostart", "expected an Autostart")
+        if not isinstance(self.limits, Limits):
+            raise SpecError("limits", "expected a Limits")
+        if not isinstance(self.security, Security):
+            raise SpecError("security", "expected a Security")
 
     @property
     def memory_kib(self) -> int:
