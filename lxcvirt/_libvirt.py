@@ -55,6 +55,12 @@ class Domain(Protocol):
     def setAutostart(self, autostart: int) -> int: ...
     def suspend(self) -> int: ...
     def resume(self) -> int: ...
+    def memoryParameters(self, flags: int = 0) -> dict[str, Any]: ...
+    def schedulerParametersFlags(self, flags: int = 0) -> dict[str, Any]: ...
+    def blkioParameters(self, flags: int = 0) -> dict[str, Any]: ...
+    def setMemoryParameters(self, params: dict[str, Any], flags: int = 0) -> int: ...
+    def setSchedulerParametersFlags(self, params: dict[str, Any], flags: int = 0) -> int: ...
+    def setBlkioParameters(self, params: dict[str, Any], flags: int = 0) -> int: ...
 
 
 class Connection(Protocol):
@@ -178,6 +184,12 @@ _DOM_DOING = {
     "autostart": "reading the autostart flag of", "setAutostart": "setting the autostart flag of",
     "interfaceAddresses": "reading the addresses of", "suspend": "suspending",
     "resume": "resuming", "openConsole": "opening the console of",
+    "memoryParameters": "reading the memory limits of",
+    "schedulerParametersFlags": "reading the CPU limits of",
+    "blkioParameters": "reading the block I/O limits of",
+    "setMemoryParameters": "setting the memory limits of",
+    "setSchedulerParametersFlags": "setting the CPU limits of",
+    "setBlkioParameters": "setting the block I/O limits of",
 }
 
 
@@ -262,6 +274,24 @@ class Dom:
 
     def resume(self) -> int:
         return int(self._call("resume"))
+
+    def memoryParameters(self, flags: int = 0) -> dict[str, Any]:
+        return dict(self._call("memoryParameters", flags) or {})
+
+    def schedulerParametersFlags(self, flags: int = 0) -> dict[str, Any]:
+        return dict(self._call("schedulerParametersFlags", flags) or {})
+
+    def blkioParameters(self, flags: int = 0) -> dict[str, Any]:
+        return dict(self._call("blkioParameters", flags) or {})
+
+    def setMemoryParameters(self, params: dict[str, Any], flags: int = 0) -> int:
+        return int(self._call("setMemoryParameters", params, flags))
+
+    def setSchedulerParametersFlags(self, params: dict[str, Any], flags: int = 0) -> int:
+        return int(self._call("setSchedulerParametersFlags", params, flags))
+
+    def setBlkioParameters(self, params: dict[str, Any], flags: int = 0) -> int:
+        return int(self._call("setBlkioParameters", params, flags))
 
     def __getattr__(self, method: str) -> Any:
         # Methods lxcvirt calls rarely (openConsole, suspend...): converted the same way.

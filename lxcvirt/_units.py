@@ -75,3 +75,11 @@ def _bounded(kib: int, value: str) -> int:
         raise UnitError(f"{value!r} is larger than libvirt takes (at most {MAX_KIB} KiB, "
                         "just under 8 EiB)")
     return kib
+
+
+def format_kib(kib: int) -> str:
+    """``kib`` in the largest binary unit that shows it whole (``96 MiB``, ``1536 KiB``)."""
+    for unit, size in (("TiB", 2**30), ("GiB", 2**20), ("MiB", 2**10)):
+        if kib >= size and kib % size == 0:
+            return f"{kib // size} {unit}"
+    return f"{kib} KiB"

@@ -56,6 +56,10 @@ def _feature(name: str) -> click.Command:
         from ._cli_console import console
 
         return console
+    if name == "set":
+        from ._cli_tuning import set_
+
+        return set_
     from ._cli_rootfs import rootfs
 
     return rootfs
@@ -67,7 +71,7 @@ _COMMANDS: dict[str, tuple[Callable[[str], click.Command], str]] = {
     **{c: (_lifecycle, c) for c in ("define", "create", "start", "stop", "reboot", "destroy",
                                     "undefine", "status", "dumpxml")},
     "list": (_lifecycle, "list_"), "exec": (_lifecycle, "exec_"),
-    **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs")},
+    **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs", "set")},
 }
 
 

@@ -9,6 +9,7 @@
     _events.py       LifecycleWatch: waiting by lifecycle events (one domain, or many)
     _definitions.py  the definition diff; what libvirt generated, kept on redefinition
     _domain.py       DHCP leases, "is the init pid known yet", the init path, destroy
+    _tuning.py       limits changed through libvirt's parameter calls (set)
 """
 
 from ._controller import (
@@ -33,6 +34,14 @@ from ._status import (
     state_name,
 )
 from ._stopping import LATER_GRACE
+from ._tuning import (
+    UNLIMITED_KIB,
+    Change,
+    TuneResult,
+    read_config_limits,
+    read_live_limits,
+    set_limits,
+)
 
 __all__ = [
     "DEFAULT_SETTLE",
@@ -41,6 +50,12 @@ __all__ = [
     "LXC_LOG_DIR",
     "MONITOR_RETRIES",
     "RECONNECT_WAIT",
+    "UNLIMITED_KIB",
+    "Change",
+    "TuneResult",
+    "read_config_limits",
+    "read_live_limits",
+    "set_limits",
     "DefineResult",
     "Host",
     "LifecycleWatch",
