@@ -191,6 +191,27 @@ def stop(
     return None
 
 
+def _limits_text(s: Any) -> str:
+    """The limits a status shows, in the words of the spec, with use next to memory."""
+    from ._units import format_kib
+
+    lim = s.limits
+    parts = []
+    if "memory_hard_limit" in lim:
+        parts.append(f"memory {format_kib(lim['memory_hard_limit'])} "
+                     f"(using {format_kib(s.memory_kib)})" if s.running
+                     else f"memory {format_kib(lim['memory_hard_limit'])}")
+    for key, label in (("memory_soft_limit", "soft"), ("swap_hard_limit", "memory+swap")):
+        if key in lim:
+            parts.append(f"{label} {format_kib(lim[key])}")
+    for key, label in (("cpu_shares", "cpu shares"), ("cpu_quota", "cpu quota"),
+                       ("cpu_period", "period"), ("blkio_weight", "blkio weight")):
+        if key in lim:
+            unit = " µs" if key in ("cpu_quota", "cpu_period") else ""
+            parts.append(f"{label} {lim[key]}{unit}")
+    return ", ".join(parts) or "-"
+
+
 @click.command()
 @click.argument("name")
 @click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
@@ -291,7 +312,11 @@ def status(state: State, name: str, as_json: bool) -> None:
                + ("; restart needed: redefined since it started" if s.restart_needed else ""))
     click.echo(f"id:         {'-' if s.id is None else s.id}")
     click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
-    click.echo(f"vcpus:      {s.vcpus}")
+    click.echo(f"vcpus:      {s.vcpus}" + (f" (on CPUs {s.cpuset})" if s.cpuset else ""))
+    click.echo(f"cpu time:   {s.cpu_time_ns / 1e9:.2f} s")
+    click.echo(f"limits:     {_limits_text(s)}")
+    if s.oom_kills is not None:
+        click.echo(f"oom kills:  {s.oom_kills}")
     click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")
     click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
     click.echo(f"project:    {shown(s.project or '-')}")

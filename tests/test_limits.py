@@ -255,3 +255,55 @@ def test_set_changes_limits_live_and_in_the_definition(
     assert "<shares>400</shares>" in host.dumpxml(name, inactive=True)
     assert main(["set", "no-such-container-xyz", "--cpu-shares", "300"]) == 1
     assert "no container named" in capsys.readouterr().err
+
+
+def test_memory_past_the_hard_limit_is_oom_killed_and_status_counts_it(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from lxcvirt.cli import main
+
+    name = names("oom")
+    host.create(busybox_spec(name, busybox_root, memory="128MiB", limits=Limits(
+        memory_hard_limit="32MiB", swap_hard_limit="32MiB")), check=False)
+    assert host.status(name).oom_kills == 0
+    # dd's 64 MiB buffer, filled: twice the hard limit
+    r = subprocess.run([sys.executable, "-m", "lxcvirt", "exec", name, "--", "dd",
+                        "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 137, (r.returncode, r.stderr)  # SIGKILL, from the OOM killer
+    st = host.status(name)
+    assert st.running and st.oom_kills is not None and st.oom_kills >= 1
+    assert st.limits["memory_hard_limit"] == 32 * 1024
+    capsys.readouterr()
+    assert main(["status", name]) == 0
+    out = capsys.readouterr().out
+    assert "limits:     memory 32 MiB (using " in out and "oom kills:  " in out, out
+    assert main(["status", name, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["oom_kills"] >= 1 and data["limits"]["swap_hard_limit"] == 32 * 1024
+
+
+BUSY_INIT = ("/bin/sh", "-c", "trap 'exit 0' TERM; while :; do :; done")
+
+
+def test_cpu_shares_divide_one_cpu_about_four_to_one(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    """Two busy containers pinned to CPU 0 with shares 1024 and 256: CPU time in a ratio
+    of about 4 (within 25 %)."""
+    made = {}
+    for label, shares in (("big", 1024), ("small", 256)):
+        name = names(f"shares-{label}")
+        host.create(busybox_spec(name, busybox_root, init=BUSY_INIT,
+                                 limits=Limits(cpu_shares=shares, cpuset="0")), check=False)
+        made[label] = name
+    time.sleep(0.5)  # both busy
+    before = {k: host.status(n).cpu_time_ns for k, n in made.items()}
+    time.sleep(4)
+    used = {k: host.status(n).cpu_time_ns - before[k] for k, n in made.items()}
+    ratio = used["big"] / used["small"]
+    assert 3.0 <= ratio <= 5.0, (ratio, used)

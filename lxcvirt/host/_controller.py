@@ -21,7 +21,7 @@ import libvirt
 
 from .. import _libvirt
 from .._libvirt import Domain
-from .._proc import init_ipv4
+from .._proc import init_ipv4, oom_kills
 from .._xml import parse_xml
 from ..errors import (
     AlreadyExists,
@@ -43,6 +43,7 @@ from ._status import (
     reason_name,
     state_name,
 )
+from ._tuning import read_config_limits
 
 #: Seconds :meth:`Host.start` keeps watching after RUNNING (the CLI's ``--settle`` default).
 #: libvirt's create() returns once init is exec'd; an init that exits at once is reaped
@@ -214,6 +215,11 @@ class Host:
             problem=problem,
             restart_needed=self._restart_needed(dom, xml, state, persistent, root),
             project=project,
+            limits={} if root is None else {
+                k: v for k, v in read_config_limits(root).items() if v is not None},
+            cpuset=None if root is None or root.find("vcpu") is None
+            else root.find("vcpu").get("cpuset"),
+            cpu_time_ns=int(info[4]),
         )
 
     def _restart_needed(self, dom: Domain, live: str, state: int, persistent: bool,
@@ -231,7 +237,10 @@ class Host:
             return False
 
     def status(self, name: str) -> Status:
-        return self.status_of(self.domain(name))
+        st = self.status_of(self.domain(name))
+        if st.id is not None and self.is_local:
+            st = replace(st, oom_kills=oom_kills(st.id))
+        return st
 
     def list(self, *, all: bool = True) -> list[Status]:
         flags = 0 if all else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE

@@ -3,7 +3,8 @@ results of status, define, stop and reboot."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import libvirt
 
@@ -74,6 +75,14 @@ class Status:
     restart_needed: bool = False
     #: The project ``lxcvirt apply`` created it for (None: not made by an apply).
     project: str | None = None
+    #: The limits its definition sets (spec keys of ``[limits]``; the running one's when
+    #: it runs), and the cpuset.
+    limits: Mapping[str, int] = field(default_factory=dict)
+    cpuset: str | None = None
+    #: CPU time used since it started, in nanoseconds (0 when stopped).
+    cpu_time_ns: int = 0
+    #: Processes the OOM killer killed in it (``status`` on a local daemon; else None).
+    oom_kills: int | None = None
 
     @property
     def running(self) -> bool:
@@ -96,6 +105,10 @@ class Status:
             "problem": self.problem,
             "restart_needed": self.restart_needed,
             "project": self.project,
+            "limits": dict(self.limits),
+            "cpuset": self.cpuset,
+            "cpu_time_ns": self.cpu_time_ns,
+            "oom_kills": self.oom_kills,
             "autostart": None
             if a is None
             else {
