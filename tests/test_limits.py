@@ -307,3 +307,32 @@ def test_cpu_shares_divide_one_cpu_about_four_to_one(
     used = {k: host.status(n).cpu_time_ns - before[k] for k, n in made.items()}
     ratio = used["big"] / used["small"]
     assert 3.0 <= ratio <= 5.0, (ratio, used)
+
+
+def test_apply_sets_changed_limits_live_instead_of_asking_for_a_restart(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    from test_apply import run_apply, run_plan, write_spec
+
+    name = names("apply-lim")
+    write_spec(tmp_path, name, busybox_root,
+               extra='[limits]\ncpu_shares = 512\nmemory_hard_limit = "64MiB"')
+    assert run_apply(host, [tmp_path]).ok
+    first_id = host.status(name).id
+    write_spec(tmp_path, name, busybox_root,
+               extra='[limits]\ncpu_shares = 300\nmemory_hard_limit = "48MiB"')
+    p = run_plan(host, [tmp_path])
+    item = p.items[0]
+    assert item.actions == ("redefine", "set limits live") and not item.restart_needed
+    assert dict(item.live_limits) == {"cpu_shares": 300, "memory_hard_limit": 48 * 1024}
+    res = run_apply(host, [tmp_path])
+    assert res.ok and res.results[0].done == ("redefined", "limits set live")
+    st = host.status(name)
+    assert st.id == first_id and not st.restart_needed  # the same instance, up to date
+    assert (_cgroup_dir(host, name, "cpu") / "cpu.shares").read_text().strip() == "300"
+    assert not run_plan(host, [tmp_path]).changed
+    # anything else changed as well: a restart is needed, as before
+    write_spec(tmp_path, name, busybox_root, memory="80MiB",
+               extra='[limits]\ncpu_shares = 200\nmemory_hard_limit = "48MiB"')
+    item = run_plan(host, [tmp_path]).items[0]
+    assert item.actions == ("redefine",) and item.restart_needed

@@ -33,6 +33,7 @@ from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
+    LIMITS,
     PROJECT,
     REDEFINE,
     RESTART,
@@ -48,8 +49,8 @@ from ._plan import (
 from ._sources import Source, collect_files, read_source
 
 __all__ = [
-    "AUTOSTART", "CREATE", "DEFAULT_PARALLEL_HOSTS", "PROJECT", "RECONNECT_WAIT", "REDEFINE",
-    "RESTART", "ROOTFS", "START", "STOP", "UNDEFINE", "ApplyResult", "HostPlan", "ItemResult",
-    "Plan", "PlanItem", "Source", "act_order", "apply", "collect_files", "dry_run", "plan",
-    "read_source", "run", "set_live_autostart",
+    "AUTOSTART", "CREATE", "DEFAULT_PARALLEL_HOSTS", "LIMITS", "PROJECT", "RECONNECT_WAIT",
+    "REDEFINE", "RESTART", "ROOTFS", "START", "STOP", "UNDEFINE", "ApplyResult", "HostPlan",
+    "ItemResult", "Plan", "PlanItem", "Source", "act_order", "apply", "collect_files",
+    "dry_run", "plan", "read_source", "run", "set_live_autostart",
 ]

@@ -14,13 +14,14 @@ from ..errors import (
     LxcvirtError,
     StartFailed,
 )
-from ..host import RECONNECT_WAIT, Host, LifecycleWatch, running_when_back
+from ..host import RECONNECT_WAIT, Host, LifecycleWatch, running_when_back, set_limits
 from ..rootfs import ensure_roots
 from ..spec import Autostart
 from ._plan import (
     AUTOSTART,
     CREATE,
     DEFAULT_PARALLEL_HOSTS,
+    LIMITS,
     PROJECT,
     REDEFINE,
     RESTART,
@@ -195,6 +196,9 @@ def _act(
                 target.start(item.name, check=check, settle=0)
                 done.append("restarted")
                 restart_needed = False
+            elif action == LIMITS:
+                set_limits(target, item.name, item.live_limits, live=True, config=False)
+                done.append("limits set live")
             elif action == STOP:
                 how = target.stop(item.name, timeout=timeout).how
                 done.append("stopped" if how == "shut down" else how)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .. import _libvirt
 from .._compare import compare
@@ -27,7 +28,14 @@ from ..errors import (
     ValidationError,
     XMLError,
 )
-from ..host import Host, keep_generated, runs_old_definition, state_name
+from ..host import (
+    Host,
+    keep_generated,
+    live_changes,
+    runs_old_definition,
+    state_name,
+    without_limits,
+)
 from ..inventory import Inventory, load_inventory
 from ..metadata import read_autostart, read_project
 from ..rootfs import needs_root
@@ -40,6 +48,8 @@ REDEFINE = "redefine"
 AUTOSTART = "autostart"
 #: Only the project in lxcvirt's metadata changes (a container adopted into a project).
 PROJECT = "project"
+#: A running container's changed limits set live (no restart needed).
+LIMITS = "set limits live"
 RESTART = "restart"
 START = "start"
 STOP = "stop"
@@ -71,6 +81,8 @@ class PlanItem:
     spec: Container | None = field(default=None, repr=False, compare=False)
     #: The project the new definition records.
     project: str | None = None
+    #: With LIMITS: what to set on the running container (spec keys of [limits]).
+    live_limits: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -92,6 +104,7 @@ class PlanItem:
             "actions": list(self.actions),
             "changed": self.changed,
             "restart_needed": self.restart_needed,
+            "live_limits": dict(self.live_limits),
             "diff": self.diff,
         }
 
@@ -198,6 +211,7 @@ def _plan_one(
     cmp = compare(src.name, stored_xml, new_root)
     actions: list[str] = []
     restart_needed = False
+    live_limits: dict[str, int] = {}
     if cmp.changed and cmp.autostart_only and persistent:
         # Only lxcvirt's metadata differs: say which part of it.
         stored_root = parse_xml(stored_xml, f"{src.name} (defined)")
@@ -216,17 +230,36 @@ def _plan_one(
     elif active and (REDEFINE in actions
                      or (live_xml and runs_old_definition(live_xml, stored_xml))):
         # Redefined now, or by an earlier apply (or by hand) while it ran: it still runs
-        # the old definition until it is restarted, however many applies come between.
-        if restart:
+        # the old definition until it is restarted, however many applies come between;
+        # unless limits libvirt changes live are all that differ.
+        tunable = _live_changes(src.name, live_xml, stored_xml, new_root) if live_xml else None
+        if tunable:
+            actions.append(LIMITS)
+            live_limits = tunable
+        elif tunable is None and restart:
             actions.append(RESTART)
-        else:
+        elif tunable is None:
             restart_needed = True
     starting = START in actions or RESTART in actions
     if (starting and target.is_local and src.spec is not None
             and needs_root(src.spec, local=True)):
         actions.insert(0, ROOTFS)  # defined before, its root folder since removed
     return PlanItem(host_name, src.name, src.path, state_name(state), wanted, tuple(actions),
-                    cmp.diff, restart_needed, autostart, xml, src.spec, read_project(new_root))
+                    cmp.diff, restart_needed, autostart, xml, src.spec, read_project(new_root),
+                    live_limits)
+
+
+def _live_changes(name: str, live_xml: str, stored_xml: str,
+                  new_root: Any) -> dict[str, int] | None:
+    """The limits to set live when they are all a running container lacks of the new
+    definition (see :func:`lxcvirt.host.live_changes`), else None."""
+    from lxml import etree
+
+    stored = etree.tostring(without_limits(parse_xml(stored_xml, f"{name} (defined)")),
+                            encoding="unicode")
+    if compare(name, stored, without_limits(new_root)).changed:
+        return None
+    return live_changes(live_xml, stored_xml, new_root)
 
 
 def _plan_prune(target: Host, host_name: str, keep: set[str], match: str | None,

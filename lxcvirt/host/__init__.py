@@ -38,9 +38,11 @@ from ._tuning import (
     UNLIMITED_KIB,
     Change,
     TuneResult,
+    live_changes,
     read_config_limits,
     read_live_limits,
     set_limits,
+    without_limits,
 )
 
 __all__ = [
@@ -53,9 +55,11 @@ __all__ = [
     "UNLIMITED_KIB",
     "Change",
     "TuneResult",
+    "live_changes",
     "read_config_limits",
     "read_live_limits",
     "set_limits",
+    "without_limits",
     "DefineResult",
     "Host",
     "LifecycleWatch",

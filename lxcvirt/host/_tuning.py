@@ -188,3 +188,46 @@ def set_limits(host: Host, name: str, values: Mapping[str, int], *,
             parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), name))
         changes += [Change(k, "config", before[k], after[k]) for k in values]
     return TuneResult(name, tuple(changes))
+
+
+def without_limits(root: Any) -> Any:
+    """A copy of a parsed domain without the limits :func:`set_limits` changes."""
+    from lxml import etree
+
+    copy = etree.fromstring(etree.tostring(root))
+    for section, child in _XML_PATHS.values():
+        for el in copy.findall(f"{section}/{child}"):
+            el.getparent().remove(el)
+    for section in {s for s, _ in _XML_PATHS.values()}:
+        for el in copy.findall(section):
+            if len(el) == 0:
+                copy.remove(el)
+    return copy
+
+
+def live_changes(live: str, stored: str, new_root: Any) -> dict[str, int] | None:
+    """What to set on a running container (its definition now: ``live``; its stored one:
+    ``stored``) for it to run ``new_root``, given that ``new_root`` differs from
+    ``stored`` in such limits only (the caller compares those two).  None when the
+    running definition differs from the stored one in anything else, or when a limit
+    goes back to the driver's default: then it needs a restart.  Empty: nothing to set."""
+    from .._xml import parse_xml
+    from ._definitions import _canonical
+
+    live_root = without_limits(parse_xml(live, "running definition"))
+    stored_root = without_limits(parse_xml(stored, "stored definition"))
+    if _canonical(live_root, stored_root) != _canonical(stored_root, stored_root):
+        return None
+    before = read_config_limits(parse_xml(live, "running definition"))
+    after = read_config_limits(new_root)
+    out: dict[str, int] = {}
+    for key in _XML_PATHS:
+        if before[key] == after[key]:
+            continue
+        value = after[key]
+        if value is None:
+            if PARAMETERS[key][0] != "memory":
+                return None  # back to the driver's default: only a restart says which
+            value = UNLIMITED_KIB
+        out[key] = value
+    return out
