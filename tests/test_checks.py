@@ -353,3 +353,41 @@ def test_cli_check_text_shows_the_remedy(
     assert "fix: run libvirtd in a private mount namespace" in text
     assert "verdict: fail" in text
     assert "OK " not in text
+
+
+def _limits_spec(**limits: Any) -> Any:
+    from lxcvirt.spec import Container, Filesystem, Init, Limits
+
+    return Container(name="limits", init=Init("/sbin/init"),
+                     filesystems=(Filesystem(target="/", source="/srv/limits"),),
+                     limits=Limits(**limits))
+
+
+@pytest.mark.parametrize(("fixture", "limits", "check", "level", "words"), [
+    ("v1-blkio-nested", {"blkio_weight": 500}, "spec.limits.blkio", "fail",
+     "refuses them (cgroup.probe.blkio)"),
+    ("v1-all", {"blkio_weight": 500}, "spec.limits.blkio", "ok", "blkio controller at"),
+    ("v1-all", {"cpu_shares": 512, "cpuset": "0"}, "spec.limits.cpu", "ok",
+     "limits.cpu_shares: cpu controller at"),
+    ("v1-no-memory", {"memory_hard_limit": "64MiB"}, "spec.limits.memory", "fail",
+     "needs the memory controller"),
+    ("v2-all", {"blkio_weight": 500}, "spec.limits.io", "ok", "io controller at"),
+    ("v2-all", {"cpu_quota": 20000}, "spec.limits.cpu", "ok", "cpu controller at"),
+])
+def test_check_spec_names_the_controller_each_limit_needs(
+    fixture: str, limits: dict[str, Any], check: str, level: str, words: str, tmp_path: Path
+) -> None:
+    root = tmp_path / fixture
+    shutil.copytree(HOSTS / fixture, root, symlinks=True)
+    faults_file = root / "faults.json"
+    faults = json.loads(faults_file.read_text()) if faults_file.exists() else {}
+    report = run_checks(root=root, mkdir=_faulty_mkdir(root, faults),
+                        spec=_limits_spec(**limits))
+    found = report.get(check)
+    assert found is not None and found.level == level, (found, [f.check for f in report.findings])
+    assert words in found.what
+    if level == "fail":
+        assert found.required and found.why and found.fix
+    # a spec that asks no limit adds no such check
+    plain = run_checks(root=root, mkdir=_faulty_mkdir(root, faults), spec=_limits_spec())
+    assert plain.get(check) is None

@@ -68,6 +68,7 @@ class Checker:
         #: Read the daemon's mounts from this file instead (simulates another namespace).
         self.daemon_mountinfo = Path(daemon_mountinfo) if daemon_mountinfo else None
         self.findings: list[Finding] = []
+        self._layout: Layout | None = None
 
     @property
     def local(self) -> bool:
@@ -92,6 +93,8 @@ class Checker:
             daemon_checks(self, spec)
         if spec is not None and spec.idmap is not None:
             idmap_checks(self, spec, layout)
+        if spec is not None and self.local and self._layout is not None:
+            self._spec_limits(spec, self._layout)
         order = {lv: i for i, lv in enumerate(LEVELS)}
         ranked = sorted(enumerate(self.findings), key=lambda p: (order[p[1].level], p[0]))
         return Report(layout, tuple(f for _, f in ranked))
@@ -107,6 +110,7 @@ class Checker:
             return "unknown"
         subs = r.subsystems()
         lay = r.layout(parse_mountinfo(mountinfo), subs)
+        self._layout = lay
         if lay.kind == "none":
             self.add("cgroup.layout", "fail", "no cgroup filesystem is mounted",
                      "libvirt's LXC driver puts every container in cgroups",
@@ -162,6 +166,42 @@ class Checker:
             fix = f"mkdir -p /sys/fs/cgroup/{ctl} && mount -t cgroup -o {ctl} cgroup " \
                   f"/sys/fs/cgroup/{ctl}"
         self.add(check, bad, what, why, fix, required=required)
+
+    def _spec_limits(self, spec: Container, lay: Layout) -> None:
+        """The controller each limit of the spec needs; a blkio limit also a hierarchy that
+        takes nested cgroups (the probe above)."""
+        lim = spec.limits
+        v2 = lay.kind == "v2"
+        asked = {
+            "cpu": [k for k in ("cpu_shares", "cpu_period", "cpu_quota")
+                    if getattr(lim, k) is not None],
+            "cpuset": ["cpuset"] if lim.cpuset is not None else [],
+            "io" if v2 else "blkio": (["blkio_weight"] if lim.blkio_weight is not None else [])
+            + (["blkio_device"] if lim.blkio_devices else []),
+            "memory": [k for k in ("memory_hard_limit", "memory_soft_limit", "swap_hard_limit")
+                       if getattr(lim, k) is not None],
+        }
+        for ctl, keys in asked.items():
+            if not keys:
+                continue
+            check = f"spec.limits.{ctl}"
+            said = ", ".join(f"limits.{k}" for k in keys)
+            where = lay.where(ctl)
+            if where is None:
+                self.add(check, "fail", f"{said} needs the {ctl} controller, which this host "
+                         "does not have mounted", "libvirt fails the start (or ignores the "
+                         "limit) without it", f"mount the {ctl} controller, or remove {said}",
+                         required=True)
+                continue
+            failed_probe = next((f for f in self.findings if f.check.startswith(
+                "cgroup.probe.") and f.level == "fail" and ctl in f.check.split(".", 2)[2]
+                .split(",")), None)
+            if failed_probe is not None:
+                self.add(check, "fail", f"{said} needs nested cgroups in {where}, which "
+                         f"refuses them ({failed_probe.check})", failed_probe.why,
+                         failed_probe.fix, required=True)
+                continue
+            self.add(check, "ok", f"{said}: {ctl} controller at {where}")
 
     def _v2_devices(self) -> None:
         config = self.reader.kernel_config()
