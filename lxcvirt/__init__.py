@@ -50,6 +50,11 @@ _LAZY = {
     "IdRange": "spec",
     "Init": "spec",
     "Interface": "spec",
+    "Limits": "spec",
+    "BlkioDevice": "spec",
+    "Security": "spec",
+    "set_limits": "host",
+    "TuneResult": "host",
     "load_spec": "load",
     "load_spec_text": "load",
     "spec_from_dict": "load",
@@ -74,6 +79,7 @@ __all__ = [
     "AlreadyExists",
     "ApplyResult",
     "Autostart",
+    "BlkioDevice",
     "CommandFailed",
     "ConfigError",
     "Console",
@@ -90,6 +96,7 @@ __all__ = [
     "IdRange",
     "Init",
     "Interface",
+    "Limits",
     "InvalidState",
     "LibvirtError",
     "LockHeld",
@@ -100,10 +107,12 @@ __all__ = [
     "Problem",
     "Refused",
     "RootfsError",
+    "Security",
     "SpecError",
     "StartFailed",
     "Status",
     "StopResult",
+    "TuneResult",
     "RebootResult",
     "ValidationError",
     "XMLError",
@@ -115,6 +124,7 @@ __all__ = [
     "plan",
     "render",
     "run_checks",
+    "set_limits",
     "spec_from_dict",
     "start_all",
     "stop_all",
@@ -125,10 +135,22 @@ if TYPE_CHECKING:
     from .apply import ApplyResult, plan
     from .autostart import start_all, stop_all
     from .checks import Finding, run_checks
-    from .host import DefineResult, Host, RebootResult, Status, StopResult
+    from .host import DefineResult, Host, RebootResult, Status, StopResult, TuneResult, set_limits
     from .load import load_spec, load_spec_text, spec_from_dict
     from .rendering import check_file, render
-    from .spec import Autostart, Console, Container, Filesystem, IdMap, IdRange, Init, Interface
+    from .spec import (
+        Autostart,
+        BlkioDevice,
+        Console,
+        Container,
+        Filesystem,
+        IdMap,
+        IdRange,
+        Init,
+        Interface,
+        Limits,
+        Security,
+    )
     from .validate import check_domain_xml
 
 

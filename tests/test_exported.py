@@ -7,12 +7,13 @@ import lxcvirt
 EXPECTED = {
     # spec
     "Container", "Init", "Filesystem", "Interface", "Console", "IdMap", "IdRange", "Autostart",
+    "Limits", "BlkioDevice", "Security",
     # loading, rendering, validating
     "load_spec", "load_spec_text", "spec_from_dict", "render", "check_domain_xml", "check_file",
     "parse_xml",
     # controller, host checks, autostart, apply
     "Host", "Status", "DefineResult", "StopResult", "RebootResult", "run_checks", "Finding",
-    "start_all", "stop_all", "plan", "ApplyResult",
+    "start_all", "stop_all", "plan", "ApplyResult", "set_limits", "TuneResult",
     # errors
     "LxcvirtError", "SpecError", "XMLError", "ValidationError", "Problem", "HostError",
     "ConfigError", "LibvirtError", "DaemonUnreachable", "NotFound", "AlreadyExists",
