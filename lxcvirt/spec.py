@@ -196,10 +196,18 @@ class Init:
         object.__setattr__(self, "env", tuple(env))
         if self.workdir is not None:
             _check_path("init.workdir", self.workdir)
+            # libvirt's schema takes no trailing '/' in <initdir> (so not "/" either,
+            # which is where init starts anyway).
+            workdir = self.workdir.rstrip("/") or None
+            object.__setattr__(self, "workdir", workdir)
         if self.user is not None:
             check_unescaped("init.user", _check_str("init.user", self.user))
         if self.group is not None:
             check_unescaped("init.group", _check_str("init.group", self.group))
+        if (self.user is None) != (self.group is None):
+            given, missing = ("user", "group") if self.group is None else ("group", "user")
+            raise SpecError(f"init.{missing}", f"missing: libvirt takes <inituser> and "
+                            f"<initgroup> together; init.{given} needs init.{missing} too")
 
 
 @dataclass(frozen=True)

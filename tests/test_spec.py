@@ -154,3 +154,22 @@ def test_a_table_missing_a_required_key_names_it() -> None:
 def test_text_a_domain_xml_cannot_hold_is_a_spec_error(value: str) -> None:
     with pytest.raises(SpecError, match="which a domain XML cannot hold"):
         spec_from_dict({"name": "x", "init": {"path": "/bin/sh", "args": [value]}})
+
+
+def test_init_user_needs_group_and_workdir_loses_its_trailing_slash() -> None:
+    """libvirt's schema takes <inituser> and <initgroup> only together, and no <initdir>
+    ending in '/': a spec says so by key instead of a puzzling schema error later."""
+    from lxcvirt.rendering import render
+    from lxcvirt.spec import Container, Filesystem, Init
+    from lxcvirt.validate import check_domain_xml
+
+    for kw, key in (({"user": "app"}, "init.group"), ({"group": "app"}, "init.user")):
+        with pytest.raises(SpecError) as exc:
+            Init("/sbin/init", **kw)
+        assert exc.value.key == key and "together" in str(exc.value)
+    assert Init("/sbin/init", workdir="/").workdir is None
+    assert Init("/sbin/init", workdir="/srv/app/").workdir == "/srv/app"
+    spec = Container(name="initdir", init=Init("/sbin/init", workdir="/srv/", user="app",
+                                               group="app"),
+                     filesystems=(Filesystem(target="/", source="/srv/initdir"),))
+    check_domain_xml(render(spec, emulator="/usr/lib/libvirt/libvirt_lxc"))
