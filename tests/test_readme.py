@@ -57,3 +57,16 @@ def test_apply_example(
     out = capsys.readouterr().out
     assert f"{name} create" in out
     assert out.rstrip().endswith("0 []")
+
+
+def test_the_spec_example_is_a_valid_spec() -> None:
+    """The README's annotated TOML spec (every section) loads and validates."""
+    from lxcvirt.load import load_spec_text
+    from lxcvirt.rendering import render
+    from lxcvirt.validate import check_domain_xml
+
+    block = re.search(r"```toml\n(name = \"web\".*?)```", README.read_text(), re.S)
+    assert block is not None
+    spec = load_spec_text(block.group(1), "README.md")
+    assert spec.limits.cpu_shares == 512 and spec.security.cap_drop == ("sys_admin",)
+    check_domain_xml(render(spec, emulator="/usr/lib/libvirt/libvirt_lxc"))
