@@ -51,6 +51,7 @@ _LAZY = {
     "Init": "spec",
     "Interface": "spec",
     "Limits": "spec",
+    "Route": "spec",
     "BlkioDevice": "spec",
     "Security": "spec",
     "set_limits": "host",
@@ -97,6 +98,7 @@ __all__ = [
     "Init",
     "Interface",
     "Limits",
+    "Route",
     "InvalidState",
     "LibvirtError",
     "LockHeld",
@@ -149,6 +151,7 @@ if TYPE_CHECKING:
         Init,
         Interface,
         Limits,
+        Route,
         Security,
     )
     from .validate import check_domain_xml

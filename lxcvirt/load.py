@@ -37,6 +37,7 @@ from .spec import (
     Init,
     Interface,
     Limits,
+    Route,
     Security,
 )
 
@@ -47,7 +48,8 @@ _TOP = {
 }
 _INIT = {"path", "args", "env", "workdir", "user", "group", "halt", "reboot"}
 _FS = {"type", "source", "target", "readonly", "usage", "from"}
-_IF = {"type", "source", "mac", "guest"}
+_IF = {"type", "source", "mac", "guest", "addresses", "gateway", "routes"}
+_ROUTE = {"to", "via"}
 _CONSOLE = {"type"}
 _IDMAP = {"uid", "gid"}
 _RANGE = {"start", "target", "count"}
@@ -99,7 +101,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
         for i, fs in enumerate(_array_of_tables("filesystem", top.pop("filesystem", [])))
     )
     top["interfaces"] = tuple(
-        _make(f"interface[{i}]", Interface, _known(f"interface[{i}]", itf, _IF))
+        _interface(f"interface[{i}]", _known(f"interface[{i}]", itf, _IF))
         for i, itf in enumerate(_array_of_tables("interface", top.pop("interface", [])))
     )
     if "console" in top:
@@ -144,6 +146,20 @@ def _make(key: str, cls: type[T], table: dict[str, Any]) -> T:
                 and f.init and f.name not in table):
             raise SpecError(f"{key}.{f.name}" if key else f.name, "missing")
     return cls(**table)
+
+
+def _interface(key: str, table: dict[str, Any]) -> Interface:
+    if "routes" in table:
+        routes = []
+        for i, r in enumerate(_array_of_tables(f"{key}.routes", table["routes"])):
+            where = f"{key}.routes[{i}]"
+            try:
+                routes.append(_make(where, Route, _known(where, r, _ROUTE)))
+            except SpecError as exc:  # "route[TO].via": say where it is in the file
+                field = exc.key.rpartition("]")[2] if exc.key.startswith("route[") else ""
+                raise SpecError(where + field if field else exc.key, exc.detail) from None
+        table["routes"] = tuple(routes)
+    return _make(key, Interface, table)
 
 
 def _filesystem(key: str, table: dict[str, Any]) -> Filesystem:

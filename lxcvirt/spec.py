@@ -7,6 +7,7 @@ the templates in ``templates/`` only loop and branch over it.  Every check here 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid as _uuid
 from collections.abc import Iterable, Mapping
@@ -259,16 +260,91 @@ class Filesystem:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One ``<route>`` of an interface: to a network (``to``, CIDR; ``default`` is
+    ``0.0.0.0/0`` or ``::/0`` by ``via``'s family) through a gateway (``via``)."""
+
+    to: str
+    via: str
+
+    def __post_init__(self) -> None:
+        key = f"route[{self.to}]"
+        try:
+            via = ipaddress.ip_address(_check_str(f"{key}.via", self.via))
+        except ValueError:
+            raise SpecError(f"{key}.via", f"not an IP address: {self.via!r}") from None
+        to = _check_str(f"{key}.to", self.to)
+        if to == "default":
+            to = "0.0.0.0/0" if via.version == 4 else "::/0"
+        try:
+            net = ipaddress.ip_network(to)
+        except ValueError:
+            raise SpecError(f"{key}.to", f"not a network (e.g. 10.1.0.0/16, default): "
+                                         f"{self.to!r}") from None
+        if net.version != via.version:
+            raise SpecError(f"{key}.via", f"{via} is IPv{via.version}, {net} IPv{net.version}")
+        object.__setattr__(self, "to", str(net))
+        object.__setattr__(self, "via", str(via))
+
+    @property
+    def family(self) -> str:
+        return f"ipv{ipaddress.ip_network(self.to).version}"
+
+    @property
+    def address(self) -> str:
+        return str(ipaddress.ip_network(self.to).network_address)
+
+    @property
+    def prefix(self) -> int:
+        return ipaddress.ip_network(self.to).prefixlen
+
+
+@dataclass(frozen=True)
 class Interface:
-    """``<interface>``: on a libvirt network, a host bridge, or a plain ethernet veth."""
+    """``<interface>``: on a libvirt network, a host bridge, or a plain ethernet veth.
+
+    ``addresses`` (``10.0.3.5/24``, ``fd00::5/64``) and ``routes`` are configured inside
+    the container by libvirt (``<ip>``, ``<route>``), for roots without a DHCP client;
+    ``gateway`` is a default route through that address."""
 
     type: Literal["network", "bridge", "ethernet"] = "network"
     source: str | None = None
     mac: str | None = None
     guest: str | None = None
+    addresses: tuple[str, ...] = ()
+    gateway: str | None = None
+    routes: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
         key = f"interface[{self.source or self.type}]"
+        addresses = []
+        for a in _tuple(f"{key}.addresses", self.addresses):
+            text = _check_str(f"{key}.addresses", a)
+            try:
+                iface = ipaddress.ip_interface(text)
+            except ValueError:
+                raise SpecError(f"{key}.addresses", f"not an address with its prefix (e.g. "
+                                                    f"10.0.3.5/24): {text!r}") from None
+            if "/" not in text:
+                raise SpecError(f"{key}.addresses", f"{text!r} needs its prefix length "
+                                                    "(10.0.3.5/24)")
+            addresses.append(str(iface))
+        if len(set(addresses)) != len(addresses):
+            raise SpecError(f"{key}.addresses", "an address is listed twice")
+        object.__setattr__(self, "addresses", tuple(addresses))
+        routes = list(_tuple(f"{key}.routes", self.routes))
+        for r in routes:
+            if not isinstance(r, Route):
+                raise SpecError(f"{key}.routes", "expected Route items")
+        object.__setattr__(self, "routes", tuple(routes))
+        if self.gateway is not None:
+            try:
+                Route("default", self.gateway)
+            except SpecError as exc:
+                raise SpecError(f"{key}.gateway", exc.detail) from None
+        every = self.all_routes
+        if len({r.to for r in every}) != len(every):
+            raise SpecError(f"{key}.routes", "two routes to the same network")
         _check_choice(f"{key}.type", self.type, ("network", "bridge", "ethernet"))
         if self.type in ("network", "bridge"):
             if self.source is None:
@@ -287,6 +363,13 @@ class Interface:
             not isinstance(self.guest, str) or not _DEVNAME.match(self.guest)
         ):
             raise SpecError(f"{key}.guest", f"not a network device name: {self.guest!r}")
+
+    @property
+    def all_routes(self) -> tuple[Route, ...]:
+        """``routes``, and the default route through ``gateway``."""
+        if self.gateway is None:
+            return self.routes
+        return (*self.routes, Route("default", self.gateway))
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,50 @@ def test_apply_sets_changed_limits_live_instead_of_asking_for_a_restart(
                extra='[limits]\ncpu_shares = 200\nmemory_hard_limit = "48MiB"')
     item = run_plan(host, [tmp_path]).items[0]
     assert item.actions == ("redefine",) and item.restart_needed
+
+
+def test_static_addresses_and_routes_are_configured_inside(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    """[[interface]] addresses, gateway and routes: stored as rendered, and the container's
+    network namespace has them (busybox has no DHCP client: this is its only way)."""
+    from lxcvirt._compare import compare
+    from lxcvirt._proc import init_pid
+    from lxcvirt.spec import Interface, Route
+
+    name = names("static-ip")
+    itf = Interface("network", "default", addresses=("192.168.122.231/24", "fd42::31/64"),
+                    gateway="192.168.122.1", routes=(Route("10.77.0.0/16", "192.168.122.1"),))
+    spec = busybox_spec(name, busybox_root, interfaces=(itf,))
+    prepared = host.prepare(spec)
+    host.create(spec, check=False)
+    cmp = compare(name, host.dumpxml(name, inactive=True), prepared.root)
+    assert not cmp.changed, cmp.diff
+    pid = init_pid(host.status(name).id)
+    fib = Path(f"/proc/{pid}/net/fib_trie").read_text()
+    assert "192.168.122.231" in fib
+    routes = Path(f"/proc/{pid}/net/route").read_text().splitlines()[1:]
+    # /proc/net/route: destination and gateway in little-endian hex
+    table = {(r.split()[1], r.split()[2]) for r in routes}
+    gw = "017AA8C0"  # 192.168.122.1
+    assert ("00000000", gw) in table and ("00004D0A", gw) in table, routes
+    assert "fd420000000000000000000000000031" in Path(f"/proc/{pid}/net/if_inet6").read_text()
+
+
+@pytest.mark.parametrize(("table", "key", "words"), [
+    ('addresses = ["10.0.0.5"]', "addresses", "needs its prefix length"),
+    ('addresses = ["10.0.0.500/24"]', "addresses", "not an address"),
+    ('gateway = "10.0.0"', "gateway", "not an IP address"),
+    ('routes = [{ to = "10.1.0.0/16", via = "fd00::1" }]', "routes[0].via",
+     "IPv6"),
+    ('routes = [{ to = "10.1.0.5/16", via = "10.0.0.1" }]', "routes[0].to",
+     "not a network"),
+    ('gateway = "10.0.0.1"\nroutes = [{ to = "default", via = "10.0.0.2" }]', "routes",
+     "two routes to the same network"),
+])
+def test_bad_addresses_and_routes_are_refused_by_key(table: str, key: str, words: str) -> None:
+    text = BASE + f'[[interface]]\ntype = "network"\nsource = "default"\n{table}\n'
+    with pytest.raises(SpecError) as exc:
+        load_spec_text(text)
+    assert exc.value.key.endswith(key), str(exc.value)
+    assert words in str(exc.value)
