@@ -14,6 +14,7 @@ The TOML layout mirrors the domain XML::
     [limits]            # memory_hard_limit, cpu_shares, cpuset, blkio_weight, ...
     [[limits.blkio_device]]  # path, weight, read/write_bytes_sec, read/write_iops_sec
     [security]          # capabilities = "default"|"allow"|"deny", cap_drop, cap_add
+    [[device]]          # path = "/dev/...", type = "block"|"char": passed in
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .spec import (
     Console,
     Container,
     Filesystem,
+    HostDevice,
     IdMap,
     IdRange,
     Init,
@@ -44,8 +46,9 @@ from .spec import (
 _TOP = {
     "name", "uuid", "description", "memory", "vcpu", "emulator", "on_poweroff", "on_reboot",
     "on_crash", "state", "hosts", "host_network", "init", "filesystem", "interface", "console",
-    "idmap", "autostart", "limits", "security",
+    "idmap", "autostart", "limits", "security", "device",
 }
+_DEVICE = {"path", "type"}
 _INIT = {"path", "args", "env", "workdir", "user", "group", "halt", "reboot"}
 _FS = {"type", "source", "target", "readonly", "usage", "from"}
 _IF = {"type", "source", "mac", "guest", "addresses", "gateway", "routes"}
@@ -121,6 +124,10 @@ def spec_from_dict(data: Mapping[str, Any]) -> Container:
     if "autostart" in top:
         table = _known("autostart", _table("autostart", top["autostart"]), _AUTO)
         top["autostart"] = _make("autostart", Autostart, table)
+    top["devices"] = tuple(
+        _make(f"device[{i}]", HostDevice, _known(f"device[{i}]", d, _DEVICE))
+        for i, d in enumerate(_array_of_tables("device", top.pop("device", [])))
+    )
     if "limits" in top:
         lim = _known("limits", _table("limits", top["limits"]), _LIMITS)
         lim["blkio_devices"] = tuple(

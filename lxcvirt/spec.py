@@ -631,6 +631,24 @@ class Security:
 
 
 @dataclass(frozen=True)
+class HostDevice:
+    """A host block or character device passed into the container (``<hostdev
+    mode='capabilities'>``, storage or misc): it appears at the same path inside, and
+    the container's device access list allows it."""
+
+    path: str
+    type: Literal["block", "char"] = "block"
+
+    def __post_init__(self) -> None:
+        key = f"device[{self.path}]"
+        _check_path(f"{key}.path", self.path)
+        if not self.path.startswith("/dev/"):
+            raise SpecError(f"{key}.path", f"a host device lives under /dev, got {self.path!r}")
+        check_unescaped(f"{key}.path", self.path)
+        _check_choice(f"{key}.type", self.type, ("block", "char"))
+
+
+@dataclass(frozen=True)
 class Container:
     """A whole container: the ``<domain type='lxc'>``."""
 
@@ -654,6 +672,7 @@ class Container:
     autostart: Autostart = field(default_factory=Autostart)
     limits: Limits = field(default_factory=Limits)
     security: Security = field(default_factory=Security)
+    devices: tuple[HostDevice, ...] = ()
     #: The state ``lxcvirt apply`` brings the container to; not part of the XML.
     state: str = "running"
     #: The inventory hosts ``lxcvirt apply`` puts the container on (empty: every selected
@@ -727,6 +746,13 @@ class Container:
             raise SpecError("idmap", "expected an IdMap")
         if not isinstance(self.autostart, Autostart):
             raise SpecError("autostart", "expected an Autostart")
+        devices = _tuple("devices", self.devices)
+        for d in devices:
+            if not isinstance(d, HostDevice):
+                raise SpecError("devices", "expected HostDevice items")
+        if len({d.path for d in devices}) != len(devices):
+            raise SpecError("devices", "a device is listed twice")
+        object.__setattr__(self, "devices", devices)
         if not isinstance(self.limits, Limits):
             raise SpecError("limits", "expected a Limits")
         if not isinstance(self.security, Security):

@@ -7,7 +7,7 @@ import lxcvirt
 EXPECTED = {
     # spec
     "Container", "Init", "Filesystem", "Interface", "Console", "IdMap", "IdRange", "Autostart",
-    "Limits", "BlkioDevice", "Security", "Route",
+    "Limits", "BlkioDevice", "Security", "Route", "HostDevice",
     # loading, rendering, validating
     "load_spec", "load_spec_text", "spec_from_dict", "render", "check_domain_xml", "check_file",
     "parse_xml",

@@ -383,3 +383,38 @@ def test_bad_addresses_and_routes_are_refused_by_key(table: str, key: str, words
         load_spec_text(text)
     assert exc.value.key.endswith(key), str(exc.value)
     assert words in str(exc.value)
+
+
+def test_host_devices_are_passed_in(host: Any, names: Any, busybox_root: Path) -> None:
+    import os
+    import stat
+
+    from lxcvirt._compare import compare
+    from lxcvirt._proc import init_pid
+    from lxcvirt.spec import HostDevice
+
+    name = names("hostdev")
+    spec = busybox_spec(name, busybox_root, devices=(
+        HostDevice("/dev/loop0"), HostDevice("/dev/net/tun", "char")))
+    prepared = host.prepare(spec)
+    host.create(spec, check=False)
+    cmp = compare(name, host.dumpxml(name, inactive=True), prepared.root)
+    assert not cmp.changed, cmp.diff
+    inside = Path(f"/proc/{init_pid(host.status(name).id)}/root")
+    loop = os.stat(inside / "dev/loop0")
+    assert stat.S_ISBLK(loop.st_mode) and os.major(loop.st_rdev) == 7
+    tun = os.stat(inside / "dev/net/tun")
+    assert stat.S_ISCHR(tun.st_mode) and (os.major(tun.st_rdev), os.minor(tun.st_rdev)) == (10, 200)
+    allowed = (_cgroup_dir(host, name, "devices") / "devices.list").read_text().split("\n")
+    assert "b 7:0 rwm" in allowed and "c 10:200 rwm" in allowed, allowed
+
+
+@pytest.mark.parametrize(("table", "key", "words"), [
+    ('[[device]]\npath = "/etc/passwd"', "device[/etc/passwd].path", "under /dev"),
+    ('[[device]]\npath = "/dev/loop0"\ntype = "pipe"', "device[/dev/loop0].type", "block, char"),
+    ('[[device]]\npath = "/dev/loop0"\n[[device]]\npath = "/dev/loop0"', "devices", "twice"),
+])
+def test_bad_devices_are_refused_by_key(table: str, key: str, words: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        load_spec_text(BASE + table)
+    assert exc.value.key == key and words in str(exc.value), str(exc.value)

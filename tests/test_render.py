@@ -183,7 +183,7 @@ def test_every_spec_field_reaches_a_golden_file() -> None:
     classes = [
         specmod.Container, specmod.Init, specmod.Filesystem, specmod.Interface,
         specmod.Console, specmod.IdMap, specmod.IdRange, specmod.Autostart, specmod.Limits,
-        specmod.BlkioDevice, specmod.Security, specmod.Route,
+        specmod.BlkioDevice, specmod.Security, specmod.Route, specmod.HostDevice,
     ]
     wanted = {(c.__name__, f.name) for c in classes for f in dataclasses.fields(c)}
     missing = wanted - NOT_RENDERED - _field_effects()
