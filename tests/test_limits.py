@@ -4,6 +4,7 @@ libvirt stores, what the kernel enforces inside the container's cgroups."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +419,29 @@ def test_bad_devices_are_refused_by_key(table: str, key: str, words: str) -> Non
     with pytest.raises(SpecError) as exc:
         load_spec_text(BASE + table)
     assert exc.value.key == key and words in str(exc.value), str(exc.value)
+
+
+def test_a_read_only_root_refuses_writes_inside(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    """security's read-only root: ``readonly = true`` on the root filesystem; /tmp stays
+    writable as a RAM filesystem."""
+    from lxcvirt._proc import init_pid
+    from lxcvirt.spec import Filesystem
+
+    name = names("ro-root")
+    init = ("/bin/sh", "-c", "touch /probe 2>/tmp/err; echo $? > /tmp/rc; "
+            "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
+    spec = busybox_spec(name, busybox_root, init=init)
+    spec = replace(spec, filesystems=(
+        Filesystem(target="/", source=str(busybox_root), readonly=True),
+        Filesystem(target="/tmp", type="ram", usage="4MiB")))
+    host.create(spec, check=False)
+    rc = Path(f"/proc/{init_pid(host.status(name).id)}/root/tmp/rc")
+    for _ in range(100):
+        if rc.exists() and rc.read_text().strip():
+            break
+        time.sleep(0.05)
+    assert rc.read_text().strip() != "0"
+    assert "Read-only file system" in (rc.parent / "err").read_text()
+    assert not (busybox_root / "probe").exists()
