@@ -234,6 +234,9 @@ def spec_from_flags(
     bridges: Sequence[str] = (),
     memory: str | None = None,
     vcpu: int | None = None,
+    devices: Sequence[str] = (),
+    addresses: Sequence[str] = (),
+    gateway: str | None = None,
     **tuning: Any,
 ) -> Container:
     """Build a spec from command-line flags (``lxcvirt render|define|create --name ...``),
@@ -242,7 +245,8 @@ def spec_from_flags(
     ``mounts``: ``SRC:DST`` or ``SRC:DST:ro``; ``rams``: ``DST:SIZE``; ``env``: ``K=V``;
     ``image``: what the root is built from (``--from``, with ``--root``); ``tuning``:
     the keys of ``[limits]`` and ``[security]`` (``--memory-limit`` is
-    ``memory_hard_limit``, ``--cap-drop`` ``cap_drop``, ...).
+    ``memory_hard_limit``, ``--cap-drop`` ``cap_drop``, ...); ``devices``: ``PATH`` or
+    ``PATH:char``; ``addresses`` and ``gateway``: of the first interface.
     """
     data: dict[str, Any] = {"name": name, "init": {"path": init, "args": list(args)}}
     variables: dict[str, str] = {}
@@ -271,10 +275,25 @@ def spec_from_flags(
         filesystems.append({"type": "ram", "target": target, "usage": size})
     if filesystems:
         data["filesystem"] = filesystems
-    interfaces = [{"type": "network", "source": n} for n in networks]
+    interfaces: list[dict[str, Any]] = [{"type": "network", "source": n} for n in networks]
     interfaces += [{"type": "bridge", "source": b} for b in bridges]
+    if addresses or gateway is not None:
+        if not interfaces:
+            raise SpecError("--address" if addresses else "--gateway",
+                            "needs an interface: --network NET or --bridge BR")
+        if addresses:
+            interfaces[0]["addresses"] = list(addresses)
+        if gateway is not None:
+            interfaces[0]["gateway"] = gateway
     if interfaces:
         data["interface"] = interfaces
+    if devices:
+        data["device"] = []
+        for item in devices:
+            path, sep, kind = item.partition(":")
+            if sep and kind not in ("block", "char"):
+                raise SpecError("--device", f"write PATH or PATH:char, got {item!r}")
+            data["device"].append({"path": path} | ({"type": kind} if sep else {}))
     if memory is not None:
         data["memory"] = memory
     if vcpu is not None:
@@ -297,6 +316,11 @@ def spec_from_flags(
         if section in ("limits", "security") and key in tuning:
             flag = _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
             raise SpecError(flag, exc.detail, hint=exc.hint) from None
+        if section.startswith("interface[") and key in ("addresses", "gateway"):
+            raise SpecError("--address" if key == "addresses" else "--gateway",
+                            exc.detail) from None
+        if section.startswith("device[") or exc.key == "devices":
+            raise SpecError("--device", exc.detail) from None
         raise
 
 

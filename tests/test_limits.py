@@ -445,3 +445,26 @@ def test_a_read_only_root_refuses_writes_inside(
     assert rc.read_text().strip() != "0"
     assert "Read-only file system" in (rc.parent / "err").read_text()
     assert not (busybox_root / "probe").exists()
+
+
+def test_addresses_and_devices_from_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from lxcvirt.cli import main
+
+    base = ["render", "--name", "flags", "--init", "/bin/sh", "--root", "/srv/flags"]
+    assert main([*base, "--network", "default", "--address", "192.168.122.9/24",
+                 "--gateway", "192.168.122.1", "--device", "/dev/loop0",
+                 "--device", "/dev/net/tun:char"]) == 0
+    xml = capsys.readouterr().out
+    for part in ("<ip address='192.168.122.9' family='ipv4' prefix='24'/>",
+                 "gateway='192.168.122.1'", "<block>/dev/loop0</block>",
+                 "<char>/dev/net/tun</char>"):
+        assert part in xml, part
+    for flags, said in ((["--address", "10.0.0.1/24"], "--address: needs an interface"),
+                        (["--network", "default", "--address", "10.0.0.1"],
+                         "--address: '10.0.0.1' needs its prefix"),
+                        (["--network", "default", "--gateway", "x"], "--gateway: not an IP"),
+                        (["--device", "/etc/passwd"], "--device: a host device lives under"),
+                        (["--device", "/dev/loop0:pipe"], "--device: write PATH")):
+        assert main([*base, *flags]) == 1
+        err = capsys.readouterr().err
+        assert said in err and len(err.splitlines()) == 1, err
