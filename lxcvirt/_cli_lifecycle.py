@@ -3,6 +3,7 @@ status, dumpxml, exec."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -33,6 +34,49 @@ _MODE_OPTION = click.option(
 host_emulator_option = click.option(
     "--host-emulator", is_flag=True, help="Rewrite <emulator> to the host's LXC emulator."
 )
+
+#: What one container's verb returns: its JSON object and its text line.
+Done = tuple[dict[str, object], str]
+
+
+def each(state: State, names: tuple[str, ...], act: Callable[[str], Done],
+         as_json: bool) -> int | None:
+    """Carry out a verb on every name, in the order given.
+
+    One name: as a single command (its error is the command's error, exit 1).  Several:
+    each is reported (a line, or an entry of ``containers`` in JSON with ``ok`` and
+    ``error``) and the others go on; exit 0 when all were done, 2 when some failed, 1 when
+    every one did.
+    """
+    from .errors import LxcvirtError
+
+    as_json = want_json(state, as_json)
+    if len(names) == 1:
+        data, line = act(names[0])
+        if as_json:
+            emit(data)
+        else:
+            click.echo(line)
+        return None
+    results: list[dict[str, object]] = []
+    failed = 0
+    for name in dict.fromkeys(names):  # a name given twice is done once
+        try:
+            data, line = act(name)
+        except LxcvirtError as exc:
+            failed += 1
+            first = str(exc).splitlines()[0]
+            results.append({"name": name, "ok": False, "kind": exc.kind, "error": first})
+            if not as_json:
+                click.echo(f"lxcvirt: error: {first}", err=True)
+            continue
+        results.append({**data, "name": name, "ok": True, "error": None})
+        if not as_json:
+            click.echo(line)
+    code = 0 if not failed else 1 if failed == len(results) else 2
+    if as_json:
+        emit({"containers": results, "ok": failed == 0, "exit_code": code})
+    return code
 
 
 def _print_define(result: Any, show_diff: bool) -> None:
@@ -82,30 +126,32 @@ start_options = [
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @with_options(start_options)
 @with_options(_autostart_cli.START_ALL_OPTIONS)
 @json_option
 @pass_state
 def start(
-    state: State, name: str | None, no_check: bool, settle: float, timeout: float,
+    state: State, names: tuple[str, ...], no_check: bool, settle: float, timeout: float,
     all_: bool, groups: tuple[str, ...], parallel: int | None, wait: float | None,
     ignore_auto: bool, boot: bool, config: str | None, as_json: bool,
 ) -> int | None:
-    """Start a defined container and wait until it runs (--all: the autostart set, in order)."""
+    """Start defined containers and wait until they run, one after another (--all: the
+    autostart set, in its order)."""
     rc = _autostart_cli.start_all_command(
-        state, name, all_=all_, groups=groups, parallel=parallel, ignore_auto=ignore_auto,
-        boot=boot, config=config, no_check=no_check, settle=settle, timeout=timeout,
-        as_json=as_json, wait=wait,
+        state, names[0] if names else None, all_=all_, groups=groups, parallel=parallel,
+        ignore_auto=ignore_auto, boot=boot, config=config, no_check=no_check, settle=settle,
+        timeout=timeout, as_json=as_json, wait=wait,
     )
-    if rc is not None or name is None:
+    if rc is not None or not names:
         return rc
-    status = state.host().start(name, check=not no_check, settle=settle, timeout=timeout)
-    if want_json(state, as_json):
-        emit(status.to_dict())
-    else:
-        click.echo(f"{name}: running (id {status.id})")
-    return None
+    host = state.host()
+
+    def act(name: str) -> Done:
+        status = host.start(name, check=not no_check, settle=settle, timeout=timeout)
+        return status.to_dict(), f"{name}: running (id {status.id})"
+
+    return each(state, names, act, as_json)
 
 
 @click.command()
@@ -152,7 +198,7 @@ def create(
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -165,7 +211,7 @@ def create(
 @json_option
 @pass_state
 def stop(
-    state: State, name: str | None, timeout: float, all_: bool, groups: tuple[str, ...],
+    state: State, names: tuple[str, ...], timeout: float, all_: bool, groups: tuple[str, ...],
     parallel: int | None, wait: float | None, mode: str | None, as_json: bool,
 ) -> int | None:
     """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order).
@@ -176,19 +222,21 @@ def stop(
     if mode is not None and all_:
         raise click.UsageError("--mode goes with one NAME, not --all")
     rc = _autostart_cli.stop_all_command(
-        state, name, all_=all_, groups=groups, parallel=parallel, timeout=timeout,
-        as_json=as_json, wait=wait,
+        state, names[0] if names else None, all_=all_, groups=groups, parallel=parallel,
+        timeout=timeout, as_json=as_json, wait=wait,
     )
-    if rc is not None or name is None:
+    if rc is not None or not names:
         return rc
-    result = state.host().stop(name, timeout=timeout, mode=mode)
-    if want_json(state, as_json):
-        emit(result.to_dict())
-    elif result.method:
-        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method})")
-    else:
-        click.echo(f"{name}: {result.how}")
-    return None
+    host = state.host()
+
+    def act(name: str) -> Done:
+        result = host.stop(name, timeout=timeout, mode=mode)
+        if result.method:
+            return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s "
+                                      f"({result.method})")
+        return result.to_dict(), f"{name}: {result.how}"
+
+    return each(state, names, act, as_json)
 
 
 def _limits_text(s: Any) -> str:
@@ -212,53 +260,116 @@ def _limits_text(s: Any) -> str:
     return ", ".join(parts) or "-"
 
 
+_NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...")
+
+
 @click.command()
-@click.argument("name")
+@_NAMES
 @click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds to wait for the container to come back.")
 @_MODE_OPTION
 @json_option
 @pass_state
-def reboot(state: State, name: str, timeout: float, mode: str | None, as_json: bool) -> None:
-    """Reboot the system inside a running container (a new init; it keeps running).
+def reboot(state: State, names: tuple[str, ...], timeout: float, mode: str | None,
+           as_json: bool) -> int | None:
+    """Reboot the system inside running containers (a new init; each keeps running).
 
     systemd is asked with SIGRTMIN+5; an init that knows no reboot request is stopped
     gracefully and started again.
     """
-    result = state.host().reboot(name, timeout=timeout, mode=mode)
-    if want_json(state, as_json):
-        emit(result.to_dict())
-    else:
-        click.echo(f"{name}: {result.how} in {result.seconds:.1f} s ({result.method}), "
-                   f"running (id {result.status.id})")
+    host = state.host()
+
+    def act(name: str) -> Done:
+        result = host.reboot(name, timeout=timeout, mode=mode)
+        return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s "
+                                  f"({result.method}), running (id {result.status.id})")
+
+    return each(state, names, act, as_json)
 
 
 @click.command()
-@click.argument("name")
+@_NAMES
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to wait for a graceful shutdown before destroying.")
+@_MODE_OPTION
+@click.option("--no-check", is_flag=True, help="Skip the host's required checks.")
 @json_option
 @pass_state
-def destroy(state: State, name: str, as_json: bool) -> None:
-    """Stop a container at once."""
-    result = state.host().destroy(name)
-    if want_json(state, as_json):
-        emit(result.to_dict())
-    else:
-        click.echo(f"{name}: destroyed")
+def restart(state: State, names: tuple[str, ...], timeout: float, mode: str | None,
+            no_check: bool, as_json: bool) -> int | None:
+    """Stop running containers gracefully and start them again, in one step (a new
+    instance that runs the stored definition: clears "restart needed")."""
+    host = state.host()
+
+    def act(name: str) -> Done:
+        result = host.restart(name, timeout=timeout, mode=mode, check=not no_check)
+        return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s, "
+                                  f"running (id {result.status.id})")
+
+    return each(state, names, act, as_json)
 
 
 @click.command()
-@click.argument("name")
+@_NAMES
+@json_option
+@pass_state
+def suspend(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
+    """Freeze every process of running containers (they keep their memory)."""
+    host = state.host()
+
+    def act(name: str) -> Done:
+        status = host.suspend(name)
+        return status.to_dict(), f"{name}: {status.state}"
+
+    return each(state, names, act, as_json)
+
+
+@click.command()
+@_NAMES
+@json_option
+@pass_state
+def resume(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
+    """Let suspended containers run again."""
+    host = state.host()
+
+    def act(name: str) -> Done:
+        status = host.resume(name)
+        return status.to_dict(), f"{name}: {status.state}"
+
+    return each(state, names, act, as_json)
+
+
+@click.command()
+@_NAMES
+@json_option
+@pass_state
+def destroy(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
+    """Stop containers at once."""
+    host = state.host()
+
+    def act(name: str) -> Done:
+        return host.destroy(name).to_dict(), f"{name}: destroyed"
+
+    return each(state, names, act, as_json)
+
+
+@click.command()
+@_NAMES
 @click.option("--force", is_flag=True, help="Stop a running container first.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="With --force: seconds to wait for a graceful shutdown before destroying.")
 @json_option
 @pass_state
-def undefine(state: State, name: str, force: bool, timeout: float, as_json: bool) -> None:
-    """Remove a container's definition."""
-    state.host().undefine(name, force=force, timeout=timeout)
-    if want_json(state, as_json):
-        emit({"name": name, "undefined": True})
-    else:
-        click.echo(f"{name}: undefined")
+def undefine(state: State, names: tuple[str, ...], force: bool, timeout: float,
+             as_json: bool) -> int | None:
+    """Remove containers' definitions."""
+    host = state.host()
+
+    def act(name: str) -> Done:
+        host.undefine(name, force=force, timeout=timeout)
+        return {"name": name, "undefined": True}, f"{name}: undefined"
+
+    return each(state, names, act, as_json)
 
 
 @click.command(name="list")

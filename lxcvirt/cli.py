@@ -68,8 +68,9 @@ def _feature(name: str) -> click.Command:
 #: command -> (loader, the attribute it is under in its module)
 _COMMANDS: dict[str, tuple[Callable[[str], click.Command], str]] = {
     "render": (_specs, "render"), "validate": (_specs, "validate"),
-    **{c: (_lifecycle, c) for c in ("define", "create", "start", "stop", "reboot", "destroy",
-                                    "undefine", "status", "dumpxml")},
+    **{c: (_lifecycle, c) for c in ("define", "create", "start", "stop", "reboot", "restart",
+                                    "suspend", "resume", "destroy", "undefine", "status",
+                                    "dumpxml")},
     "list": (_lifecycle, "list_"), "exec": (_lifecycle, "exec_"),
     **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs", "set")},
 }

@@ -35,6 +35,7 @@ from ..errors import (
 from ..metadata import is_managed, read_autostart, read_project
 from . import _starting, _stopping
 from ._domain import destroy_domain, leased_ipv4, resume_domain
+from ._events import LifecycleWatch
 from ._status import (
     DefineResult,
     RebootResult,
@@ -471,6 +472,46 @@ class Host:
         stopped gracefully and started again (method ``restart``).
         """
         return _stopping.reboot(self, name, timeout=timeout, mode=mode)
+
+    def restart(self, name: str, *, timeout: float = 30.0, mode: str | None = None,
+                check: bool = True, settle: float = DEFAULT_SETTLE) -> RebootResult:
+        """Stop gracefully (destroy after ``timeout``), then start: a new instance that
+        runs the stored definition (what "restart needed" asks for)."""
+        began = time.monotonic()
+        dom = self.domain(name)
+        if not dom.isActive():
+            raise InvalidState(f"{name} is not running (nothing to restart)",
+                               hint=f"`lxcvirt start {name}`")
+        stopped = self.stop(name, timeout=timeout, mode=mode)
+        status = self.start(name, check=check, settle=settle)
+        how = "restarted" if stopped.how == "shut down" else f"restarted ({stopped.how})"
+        return RebootResult(name, how, time.monotonic() - began, stopped.method, status)
+
+    def suspend(self, name: str, *, timeout: float = 10.0) -> Status:
+        """Freeze every process of a running container (the freezer cgroup); it keeps its
+        memory and stays "paused" until :meth:`resume`.  Already paused: nothing to do."""
+        dom = self.domain(name)
+        state = dom.state()[0]
+        if state == libvirt.VIR_DOMAIN_PAUSED:
+            return self.status_of(dom)
+        if state != libvirt.VIR_DOMAIN_RUNNING:
+            raise InvalidState(f"{name} is not running (nothing to suspend)")
+        with LifecycleWatch(self.conn, dom) as watch:
+            _libvirt.call(f"suspending {name}", dom.suspend)
+            watch.wait_for({libvirt.VIR_DOMAIN_EVENT_SUSPENDED}, timeout,
+                           lambda: dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED)
+        return self.status_of(dom)
+
+    def resume(self, name: str, *, timeout: float = 10.0) -> Status:
+        """Thaw a suspended container.  Already running: nothing to do."""
+        dom = self.domain(name)
+        state = dom.state()[0]
+        if state == libvirt.VIR_DOMAIN_RUNNING:
+            return self.status_of(dom)
+        if state != libvirt.VIR_DOMAIN_PAUSED:
+            raise InvalidState(f"{name} is not suspended (it is {state_name(state)})")
+        resume_domain(self.conn, dom, name, timeout)
+        return self.status_of(dom)
 
     def _destroy(self, dom: Domain, name: str) -> None:
         destroy_domain(dom, name)

@@ -1,0 +1,107 @@
+"""Day-2 verbs (issue 15): several names at once, restart, suspend and resume, against the
+real daemon."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import busybox_spec
+
+from lxcvirt.cli import main
+
+COUNTER_INIT = ("/bin/sh", "-c", "i=0; trap 'exit 0' TERM; "
+                "while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done")
+
+
+def test_verbs_take_several_names_and_go_on_past_a_bad_one(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = names("multi-a"), names("multi-b")
+    missing = names("multi-missing")
+    for n in (a, b):
+        host.define(busybox_spec(n, busybox_root))
+    capsys.readouterr()
+    assert main(["start", a, missing, b]) == 2  # partial: the others done
+    out, err = capsys.readouterr()
+    assert f"{a}: running" in out and f"{b}: running" in out
+    assert err.strip() == f"lxcvirt: error: no container named {missing!r} on lxc:///"
+    assert host.status(a).running and host.status(b).running
+    assert main(["stop", a, b, missing, "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == 2 and not report["ok"]
+    by = {c["name"]: c for c in report["containers"]}
+    assert by[a]["ok"] and by[a]["how"] == "shut down" and by[b]["ok"]
+    assert not by[missing]["ok"] and "no container named" in by[missing]["error"]
+    assert not host.status(a).running and not host.status(b).running
+    # every one failing is exit 1; one name keeps the single-command form
+    assert main(["destroy", a, b]) == 1
+    assert main(["start", a, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == a  # one object, not a list
+    assert main(["undefine", "--force", a, b]) == 0
+    assert not host.exists(a) and not host.exists(b)
+
+
+def _count(host: Any, name: str) -> int:
+    from lxcvirt._proc import init_pid
+
+    f = Path(f"/proc/{init_pid(host.status(name).id)}/root/tmp/count")
+    for _ in range(100):
+        text = f.read_text().strip() if f.exists() else ""
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.02)
+    raise AssertionError(f"no counter in {f}")
+
+
+def test_suspend_freezes_and_resume_continues(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lxcvirt.spec import Filesystem
+
+    name = names("freeze")
+    spec = busybox_spec(name, busybox_root, init=COUNTER_INIT,
+                        filesystems=(Filesystem(target="/tmp", type="ram", usage="1MiB"),))
+    host.create(spec, check=False)
+    time.sleep(0.3)
+    capsys.readouterr()
+    assert main(["suspend", name]) == 0
+    assert capsys.readouterr().out.strip() == f"{name}: paused"
+    frozen = _count(host, name)
+    time.sleep(0.5)
+    assert _count(host, name) == frozen  # nothing runs while suspended
+    assert host.status(name).state == "paused"
+    assert main(["suspend", name]) == 0  # already: nothing to do
+    capsys.readouterr()
+    assert main(["resume", name, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "running"
+    time.sleep(0.5)
+    assert _count(host, name) > frozen  # it counts again
+    assert main(["resume", name]) == 0  # already running: nothing to do
+    host.destroy(name)
+    assert main(["suspend", name]) == 1
+    assert "is not running" in capsys.readouterr().err
+
+
+def test_restart_is_a_new_instance_running_the_stored_definition(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = names("restart")
+    spec = busybox_spec(name, busybox_root)
+    host.create(spec, check=False)
+    first = host.status(name).id
+    host.define(replace(spec, memory="80MiB"))
+    assert host.status(name).restart_needed
+    capsys.readouterr()
+    assert main(["restart", name, "--no-check"]) == 0
+    assert f"{name}: restarted in " in capsys.readouterr().out
+    st = host.status(name)
+    assert st.running and st.id != first and not st.restart_needed
+    assert st.max_memory_kib == 80 * 1024
+    host.destroy(name)
+    assert main(["restart", name]) == 1
+    assert "is not running" in capsys.readouterr().err
