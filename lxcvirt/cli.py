@@ -60,6 +60,10 @@ def _feature(name: str) -> click.Command:
         from ._cli_tuning import set_
 
         return set_
+    if name in ("events", "logs"):
+        from . import _cli_day2
+
+        return cast(click.Command, getattr(_cli_day2, name))
     from ._cli_rootfs import rootfs
 
     return rootfs
@@ -72,7 +76,8 @@ _COMMANDS: dict[str, tuple[Callable[[str], click.Command], str]] = {
                                     "suspend", "resume", "destroy", "undefine", "status",
                                     "dumpxml")},
     "list": (_lifecycle, "list_"), "exec": (_lifecycle, "exec_"),
-    **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs", "set")},
+    **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs", "set",
+                                  "events", "logs")},
 }
 
 

@@ -4,6 +4,7 @@ real daemon."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -105,3 +106,62 @@ def test_restart_is_a_new_instance_running_the_stored_definition(
     host.destroy(name)
     assert main(["restart", name]) == 1
     assert "is not running" in capsys.readouterr().err
+
+
+def test_events_show_lifecycle_changes_as_json_lines(
+    host: Any, names: Any, busybox_root: Path
+) -> None:
+    import select
+    import subprocess
+    import sys
+
+    name, other, ping = names("events"), names("events-other"), names("events-ping")
+    host.define(busybox_spec(name, busybox_root))
+    host.define(busybox_spec(other, busybox_root))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lxcvirt", "events", name, ping, "--json", "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines: list[dict[str, Any]] = []
+    pending = b""
+    fd = proc.stdout.fileno()  # type: ignore[union-attr]
+
+    def read(until: float) -> None:
+        # Raw reads: select() does not see what a buffered reader already holds.
+        nonlocal pending
+        while time.monotonic() < until:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return
+                pending += chunk
+                *done, pending = pending.split(b"\n")
+                lines.extend(json.loads(d) for d in done if d.strip())
+                return
+
+    try:
+        # Listening yet? A container defined and undefined again says so, without a sleep.
+        deadline = time.monotonic() + 30
+        while not any(e["name"] == ping for e in lines):
+            assert time.monotonic() < deadline, "events printed nothing"
+            host.define(busybox_spec(ping, busybox_root))
+            host.undefine(ping)
+            read(time.monotonic() + 0.5)
+        host.start(other, check=False)  # not asked for: not shown
+        host.start(name, check=False)
+        host.suspend(name)
+        host.resume(name)
+        host.stop(name)
+        want = [("started", "booted"), ("suspended", "paused"), ("resumed", "unpaused"),
+                ("stopped", "shutdown")]
+        deadline = time.monotonic() + 20
+        while len([e for e in lines if e["name"] == name]) < len(want):
+            assert time.monotonic() < deadline, lines
+            read(time.monotonic() + 0.5)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    mine = [(e["event"], e["detail"]) for e in lines if e["name"] == name]
+    assert mine == want
+    assert not any(e["name"] == other for e in lines)
+    assert all(e["time"].endswith("Z") for e in lines)

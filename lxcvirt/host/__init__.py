@@ -10,6 +10,7 @@
     _definitions.py  the definition diff; what libvirt generated, kept on redefinition
     _domain.py       DHCP leases, "is the init pid known yet", the init path, destroy
     _tuning.py       limits changed through libvirt's parameter calls (set)
+    _eventlog.py     lifecycle events as they happen (events)
 """
 
 from ._controller import (
@@ -23,6 +24,7 @@ from ._controller import (
     running_when_back,
 )
 from ._definitions import definition_diff, keep_generated, runs_old_definition
+from ._eventlog import Event, events
 from ._events import LifecycleWatch
 from ._starting import LXC_LOG_DIR
 from ._status import (
@@ -61,6 +63,7 @@ __all__ = [
     "set_limits",
     "without_limits",
     "DefineResult",
+    "Event",
     "Host",
     "LifecycleWatch",
     "PreflightHook",
@@ -68,6 +71,7 @@ __all__ = [
     "Status",
     "StopResult",
     "default_preflight",
+    "events",
     "running_when_back",
     "definition_diff",
     "keep_generated",
