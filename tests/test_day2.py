@@ -165,3 +165,45 @@ def test_events_show_lifecycle_changes_as_json_lines(
     assert mine == want
     assert not any(e["name"] == other for e in lines)
     assert all(e["time"].endswith("Z") for e in lines)
+
+
+def test_logs_show_the_tail_and_follow_new_starts(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import select
+    import subprocess
+    import sys
+
+    from lxcvirt.host import LXC_LOG_DIR
+
+    name = names("logs")
+    host.create(busybox_spec(name, busybox_root), check=False)
+    capsys.readouterr()
+    assert main(["logs", name, "-n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) <= 3 and f"LIBVIRT_LXC_NAME={name}" in out, out
+    starts = (LXC_LOG_DIR / f"{name}.log").read_bytes().count(b"starting up")
+    proc = subprocess.Popen([sys.executable, "-m", "lxcvirt", "logs", name, "-f", "-n",
+                             "100000", "--interval", "0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    got = b""
+    fd = proc.stdout.fileno()  # type: ignore[union-attr]
+
+    def read_until(count: int) -> None:
+        nonlocal got
+        deadline = time.monotonic() + 20
+        while got.count(b"starting up") < count:
+            assert time.monotonic() < deadline, got[-2000:]
+            if select.select([fd], [], [], 0.2)[0]:
+                got += os.read(fd, 65536)
+
+    try:
+        read_until(starts)  # the whole log so far
+        host.destroy(name)
+        host.start(name, check=False)
+        read_until(starts + 1)  # and the new start, as it is written
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert got.count(b"starting up") == starts + 1
+    assert main(["logs", "no-such-container-x"]) == 1
