@@ -175,3 +175,24 @@ def source_from(path: str | None, flags: dict[str, Any]) -> Any:
     if "vcpus" in given:
         given["vcpu"] = given.pop("vcpus")
     return spec_from_flags(**given)
+
+
+def limits_text(s: Any) -> str:
+    """The limits a status shows, in the words of the spec, with use next to memory."""
+    from ._units import format_kib
+
+    lim = s.limits
+    parts = []
+    if "memory_hard_limit" in lim:
+        parts.append(f"memory {format_kib(lim['memory_hard_limit'])} "
+                     f"(using {format_kib(s.memory_kib)})" if s.running
+                     else f"memory {format_kib(lim['memory_hard_limit'])}")
+    for key, label in (("memory_soft_limit", "soft"), ("swap_hard_limit", "memory+swap")):
+        if key in lim:
+            parts.append(f"{label} {format_kib(lim[key])}")
+    for key, label in (("cpu_shares", "cpu shares"), ("cpu_quota", "cpu quota"),
+                       ("cpu_period", "period"), ("blkio_weight", "blkio weight")):
+        if key in lim:
+            unit = " µs" if key in ("cpu_quota", "cpu_period") else ""
+            parts.append(f"{label} {lim[key]}{unit}")
+    return ", ".join(parts) or "-"

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import json_option, shown, want_json
+from ._cli_common import json_option, limits_text, shown, want_json
 
 
 @click.command(name="events")
@@ -102,3 +102,68 @@ def logs(state: Any, /, name: str, lines: int, follow: bool, interval: float) ->
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {s}s" if minutes else f"{s}s"
+
+
+@click.command(name="info")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def info(state: Any, /, name: str, as_json: bool) -> None:
+    """Show one container in full: state, uptime, init pid, CPU time, memory used, limit
+    and peak, each interface (MAC, addresses, traffic), mounts, limits, autostart."""
+    from ._units import format_kib
+    from .host import info as read_info
+
+    i = read_info(state.host(), name)
+    if want_json(state, as_json):
+        click.echo(json.dumps(i.to_dict(), indent=2))
+        return
+    s = i.status
+    d = i.to_dict()
+    mem: Any = d["memory"]
+
+    def kib(v: int | None) -> str:
+        return "-" if v is None else format_kib(v)
+
+    rows = [
+        ("name", shown(s.name)),
+        ("state", f"{s.state} ({s.reason})" + ("; restart needed" if s.restart_needed else "")),
+        ("id", "-" if s.id is None else str(s.id)),
+        ("init pid", "-" if i.init_pid is None else str(i.init_pid)),
+        ("uptime", "-" if i.uptime_s is None else _duration(i.uptime_s)),
+        ("cpu time", f"{s.cpu_time_ns / 1e9:.2f} s" + (
+            "" if i.cpu_user_ns is None or i.cpu_system_ns is None else
+            f" (user {i.cpu_user_ns / 1e9:.2f} s, system {i.cpu_system_ns / 1e9:.2f} s)")),
+        ("memory", f"{kib(mem['used_kib'])} used, limit {kib(mem['limit_kib'])}, "
+                   f"peak {kib(mem['peak_kib'])}"),
+        ("vcpus", str(s.vcpus) + (f" (on CPUs {s.cpuset})" if s.cpuset else "")),
+        ("limits", limits_text(s)),
+        ("project", shown(s.project or "-")),
+    ]
+    a = s.autostart
+    rows.append(("autostart", "-" if a is None else
+                 f"{'yes' if a.auto else 'no'}, priority {a.priority}"))
+    if s.oom_kills is not None:
+        rows.append(("oom kills", str(s.oom_kills)))
+    for label, value in rows:
+        click.echo(f"{label + ':':<12}{value}")
+    for n, itf in enumerate(i.interfaces):
+        traffic = ("" if itf.rx_bytes is None else
+                   f", rx {itf.rx_bytes} B, tx {itf.tx_bytes} B")
+        click.echo(f"{'interface:' if n == 0 else '':<12}{itf.type} {shown(itf.source or '-')} "
+                   f"{itf.mac or '-'} {', '.join(itf.addresses) or '-'}{traffic}")
+    for n, m in enumerate(i.mounts):
+        click.echo(f"{'mount:' if n == 0 else '':<12}{shown(m.source or m.type)} -> "
+                   f"{shown(m.target)}{' (ro)' if m.readonly else ''}")

@@ -13,6 +13,7 @@ from ._cli_common import (
     State,
     emit,
     json_option,
+    limits_text,
     note,
     pass_state,
     shown,
@@ -239,27 +240,6 @@ def stop(
     return each(state, names, act, as_json)
 
 
-def _limits_text(s: Any) -> str:
-    """The limits a status shows, in the words of the spec, with use next to memory."""
-    from ._units import format_kib
-
-    lim = s.limits
-    parts = []
-    if "memory_hard_limit" in lim:
-        parts.append(f"memory {format_kib(lim['memory_hard_limit'])} "
-                     f"(using {format_kib(s.memory_kib)})" if s.running
-                     else f"memory {format_kib(lim['memory_hard_limit'])}")
-    for key, label in (("memory_soft_limit", "soft"), ("swap_hard_limit", "memory+swap")):
-        if key in lim:
-            parts.append(f"{label} {format_kib(lim[key])}")
-    for key, label in (("cpu_shares", "cpu shares"), ("cpu_quota", "cpu quota"),
-                       ("cpu_period", "period"), ("blkio_weight", "blkio weight")):
-        if key in lim:
-            unit = " µs" if key in ("cpu_quota", "cpu_period") else ""
-            parts.append(f"{label} {lim[key]}{unit}")
-    return ", ".join(parts) or "-"
-
-
 _NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...")
 
 
@@ -425,7 +405,7 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
     click.echo(f"vcpus:      {s.vcpus}" + (f" (on CPUs {s.cpuset})" if s.cpuset else ""))
     click.echo(f"cpu time:   {s.cpu_time_ns / 1e9:.2f} s")
-    click.echo(f"limits:     {_limits_text(s)}")
+    click.echo(f"limits:     {limits_text(s)}")
     if s.oom_kills is not None:
         click.echo(f"oom kills:  {s.oom_kills}")
     click.echo(f"ipv4:       {', '.join(s.ipv4) or '-'}")

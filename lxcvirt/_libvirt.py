@@ -56,6 +56,8 @@ class Domain(Protocol):
     def suspend(self) -> int: ...
     def resume(self) -> int: ...
     def memoryParameters(self, flags: int = 0) -> dict[str, Any]: ...
+    def getCPUStats(self, total: bool, flags: int = 0) -> list[dict[str, Any]]: ...
+    def interfaceStats(self, path: str) -> tuple[int, ...]: ...
     def schedulerParametersFlags(self, flags: int = 0) -> dict[str, Any]: ...
     def blkioParameters(self, flags: int = 0) -> dict[str, Any]: ...
     def setMemoryParameters(self, params: dict[str, Any], flags: int = 0) -> int: ...
@@ -185,6 +187,7 @@ _DOM_DOING = {
     "interfaceAddresses": "reading the addresses of", "suspend": "suspending",
     "resume": "resuming", "openConsole": "opening the console of",
     "memoryParameters": "reading the memory limits of",
+    "getCPUStats": "reading the CPU time of", "interfaceStats": "reading the traffic of",
     "schedulerParametersFlags": "reading the CPU limits of",
     "blkioParameters": "reading the block I/O limits of",
     "setMemoryParameters": "setting the memory limits of",
@@ -277,6 +280,12 @@ class Dom:
 
     def memoryParameters(self, flags: int = 0) -> dict[str, Any]:
         return dict(self._call("memoryParameters", flags) or {})
+
+    def getCPUStats(self, total: bool, flags: int = 0) -> list[dict[str, Any]]:
+        return list(self._call("getCPUStats", total, flags) or [])
+
+    def interfaceStats(self, path: str) -> tuple[int, ...]:
+        return tuple(self._call("interfaceStats", path))
 
     def schedulerParametersFlags(self, flags: int = 0) -> dict[str, Any]:
         return dict(self._call("schedulerParametersFlags", flags) or {})

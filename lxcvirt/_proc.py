@@ -95,3 +95,55 @@ def oom_kills(controller_pid: int) -> int | None:
             if key == "oom_kill" and value.strip().isdigit():
                 return int(value)
     return None
+
+
+def _cgroup_file(pid: int, controller: str, v1_name: str, v2_name: str) -> Path | None:
+    """The path of a cgroup file of process ``pid`` for ``controller`` (v1 hierarchy
+    file ``v1_name``, else the unified hierarchy's ``v2_name``), or None."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        rel = path.lstrip("/")
+        if ".." in rel.split("/"):
+            continue
+        candidates = []
+        if controller in controllers.split(","):
+            candidates.append(Path("/sys/fs/cgroup", controller, rel, v1_name))
+        elif controllers == "":
+            candidates += [Path("/sys/fs/cgroup", rel, v2_name),
+                           Path("/sys/fs/cgroup/unified", rel, v2_name)]
+        for c in candidates:
+            if c.is_file():
+                return c
+    return None
+
+
+def memory_peak_kib(controller_pid: int) -> int | None:
+    """The most memory the container's cgroup has used since it started, in KiB."""
+    pid = init_pid(controller_pid)
+    f = None if pid is None else _cgroup_file(pid, "memory", "memory.max_usage_in_bytes",
+                                              "memory.peak")
+    try:
+        return None if f is None else int(f.read_text().strip()) // 1024
+    except (OSError, ValueError):
+        return None
+
+
+def uptime_seconds(controller_pid: int) -> float | None:
+    """Seconds since the container's init started."""
+    import os
+
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        since_boot = float(Path("/proc/uptime").read_text().split()[0])
+        # the fields after the command (which may hold spaces) in parentheses
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, since_boot - start_ticks / os.sysconf("SC_CLK_TCK"))

@@ -207,3 +207,36 @@ def test_logs_show_the_tail_and_follow_new_starts(
         proc.wait(10)
     assert got.count(b"starting up") == starts + 1
     assert main(["logs", "no-such-container-x"]) == 1
+
+
+def test_info_of_a_running_and_a_stopped_container(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lxcvirt.spec import Filesystem, Interface, Limits
+
+    name = names("info")
+    spec = busybox_spec(name, busybox_root, limits=Limits(memory_hard_limit="48MiB"),
+                        interfaces=(Interface("network", "default",
+                                              addresses=("192.168.122.233/24",)),),
+                        filesystems=(Filesystem(target="/srv", source=str(busybox_root),
+                                                readonly=True),))
+    host.create(spec, check=False)
+    capsys.readouterr()
+    assert main(["info", name, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["state"] == "running" and data["init_pid"] > 1
+    assert data["memory"]["limit_kib"] == 48 * 1024 and data["memory"]["used_kib"] > 0
+    itf = data["interfaces"][0]
+    assert itf["source"] == "default" and itf["mac"].startswith("52:54:00:")
+    assert itf["addresses"] == ["192.168.122.233/24"] and itf["host_dev"]
+    assert {(m["target"], m["readonly"]) for m in data["mounts"]} == {("/", False),
+                                                                     ("/srv", True)}
+    assert main(["info", name]) == 0
+    out = capsys.readouterr().out
+    assert "memory:     " in out and "limit 48 MiB" in out and "/srv (ro)" in out, out
+    host.destroy(name)
+    assert main(["info", name, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["state"] == "shut off" and data["init_pid"] is None
+    assert data["interfaces"][0]["host_dev"] is None and data["memory"]["used_kib"] is None
+    assert main(["info", names("info-missing")]) == 1

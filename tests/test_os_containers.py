@@ -112,6 +112,17 @@ def test_systemd_boots_gets_an_address_and_stops_gracefully(
     assert status["ipv4"][0] in inside
     listed = json.loads(lxcvirt("list", "--json").stdout)
     assert [s["ipv4"] for s in listed if s["name"] == name] == [status["ipv4"]]
+    # info: the DHCP address on its interface, traffic, the init, a CPU time that rises
+    first = json.loads(lxcvirt("info", "--json", name).stdout)
+    itf = first["interfaces"][0]
+    assert f"{status['ipv4'][0]}/24" in itf["addresses"] and itf["rx_bytes"] > 0, itf
+    assert first["init_pid"] > 1 and first["uptime_s"] >= 0
+    assert first["memory"]["peak_kib"] >= first["memory"]["used_kib"] > 0
+    assert [m["target"] for m in first["mounts"]][0] == "/"
+    lxcvirt("exec", name, "--", "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+    later = json.loads(lxcvirt("info", "--json", name).stdout)
+    assert later["cpu"]["total_ns"] > first["cpu"]["total_ns"]
+    assert later["cpu"]["user_ns"] >= first["cpu"]["user_ns"]
     # The lease outlives the address (dnsmasq keeps it across restarts): status shows only
     # what the container has configured.
     address = status["ipv4"][0]

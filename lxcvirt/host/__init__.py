@@ -11,6 +11,7 @@
     _domain.py       DHCP leases, "is the init pid known yet", the init path, destroy
     _tuning.py       limits changed through libvirt's parameter calls (set)
     _eventlog.py     lifecycle events as they happen (events)
+    _info.py         one container in full (info)
 """
 
 from ._controller import (
@@ -26,6 +27,7 @@ from ._controller import (
 from ._definitions import definition_diff, keep_generated, runs_old_definition
 from ._eventlog import Event, events
 from ._events import LifecycleWatch
+from ._info import Info, InterfaceInfo, MountInfo, info
 from ._starting import LXC_LOG_DIR
 from ._status import (
     DefineResult,
@@ -65,6 +67,9 @@ __all__ = [
     "DefineResult",
     "Event",
     "Host",
+    "Info",
+    "InterfaceInfo",
+    "MountInfo",
     "LifecycleWatch",
     "PreflightHook",
     "RebootResult",
@@ -72,6 +77,7 @@ __all__ = [
     "StopResult",
     "default_preflight",
     "events",
+    "info",
     "running_when_back",
     "definition_diff",
     "keep_generated",
