@@ -167,3 +167,62 @@ def info(state: Any, /, name: str, as_json: bool) -> None:
     for n, m in enumerate(i.mounts):
         click.echo(f"{'mount:' if n == 0 else '':<12}{shown(m.source or m.type)} -> "
                    f"{shown(m.target)}{' (ro)' if m.readonly else ''}")
+
+
+@click.command(name="edit")
+@click.argument("name")
+@click.pass_obj
+def edit(state: Any, /, name: str) -> int | None:
+    """Edit a container's definition in $EDITOR (then $VISUAL, vi), like virsh edit:
+    validated, the change shown, redefined; on an error it offers to edit again, and an
+    invalid definition is never stored."""
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    from .errors import LxcvirtError
+    from .validate import check_domain_xml
+
+    host = state.host()
+    dom = host.domain(name)
+    original = host.dumpxml(name, inactive=True)
+    editor = shlex.split(os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi")
+    with tempfile.TemporaryDirectory(prefix="lxcvirt-edit-") as folder:
+        path = os.path.join(folder, f"{dom.name()}.xml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(original)
+        while True:
+            try:
+                subprocess.run([*editor, path], check=True)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                click.echo(f"lxcvirt: error: the editor {editor[0]} failed: {exc}; "
+                           f"{name} is unchanged", err=True)
+                return 1
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if text == original:
+                click.echo(f"{name}: unchanged")
+                return None
+            try:
+                checked = check_domain_xml(text, source=path)
+                if checked.name != dom.name():
+                    from .errors import SpecError
+
+                    raise SpecError("name", f"edit cannot rename {name}; define a copy "
+                                            "under the new name instead")
+                result = host.define(text)
+            except LxcvirtError as exc:
+                click.echo(f"lxcvirt: error: {str(exc).splitlines()[0]}", err=True)
+                for line in str(exc).splitlines()[1:]:
+                    click.echo(f"  {line}", err=True)
+                if not click.confirm("Edit again?", default=True, err=True):
+                    click.echo(f"{name}: unchanged (nothing was stored)", err=True)
+                    return 1
+                continue
+            if result.diff:
+                click.echo(result.diff.rstrip("\n"))
+            extra = "; restart needed (it runs the old definition)" \
+                if result.restart_needed else ""
+            click.echo(f"{name}: {result.action}{extra}")
+            return None

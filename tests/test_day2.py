@@ -240,3 +240,63 @@ def test_info_of_a_running_and_a_stopped_container(
     assert data["state"] == "shut off" and data["init_pid"] is None
     assert data["interfaces"][0]["host_dev"] is None and data["memory"]["used_kib"] is None
     assert main(["info", names("info-missing")]) == 1
+
+
+EDITOR = """import sys, pathlib
+state = pathlib.Path(sys.argv[1])
+n = int(state.read_text()) if state.exists() else 0
+state.write_text(str(n + 1))
+steps = sys.argv[2].split(",")
+step = steps[min(n, len(steps) - 1)]
+f = pathlib.Path(sys.argv[3])
+text = f.read_text()
+if step == "invalid":
+    text = text.replace("<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>0</memory>")
+elif step == "valid":  # also mends what the invalid step left in the file
+    for old in ("65536", "0"):
+        text = text.replace(f"<memory unit='KiB'>{old}</memory>",
+                            "<memory unit='KiB'>81920</memory>")
+    text = text.replace("<currentMemory unit='KiB'>65536</currentMemory>",
+                        "<currentMemory unit='KiB'>81920</currentMemory>")
+elif step == "rename":
+    text = text.replace("<name>", "<name>x", 1)
+f.write_text(text)
+"""
+
+
+def test_edit_validates_shows_the_change_and_offers_to_edit_again(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    name = names("edit")
+    host.define(busybox_spec(name, busybox_root))
+    script = tmp_path / "editor.py"
+    script.write_text(EDITOR)
+
+    def edit(steps: str, answers: str = "") -> subprocess.CompletedProcess[str]:
+        counter = tmp_path / f"count-{steps}-{len(answers)}"
+        env = {**os.environ, "EDITOR": f"{sys.executable} {script} {counter} {steps}"}
+        return subprocess.run([sys.executable, "-m", "lxcvirt", "edit", name], env=env,
+                              input=answers, capture_output=True, text=True, timeout=60)
+
+    before = host.dumpxml(name, inactive=True)
+    r = edit("none")
+    assert r.returncode == 0 and r.stdout.strip() == f"{name}: unchanged", r
+    # invalid, refused ("no" to editing again): nothing stored
+    r = edit("invalid", "n\n")
+    assert r.returncode == 1 and "memory" in r.stderr and "Edit again?" in r.stderr, r
+    assert host.dumpxml(name, inactive=True) == before
+    # invalid, then edited again into a valid one: the diff, then redefined
+    r = edit("invalid,valid", "y\n")
+    assert r.returncode == 0, r
+    assert "+  <memory unit=\"KiB\">81920</memory>" in r.stdout.replace("'", '"'), r.stdout
+    assert r.stdout.strip().endswith(f"{name}: redefined")
+    assert host.status(name).max_memory_kib == 80 * 1024
+    # a rename is refused; no answer (EOF) ends the edit without storing anything
+    r = edit("rename", "")
+    assert r.returncode == 1 and "cannot rename" in r.stderr, r
+    assert not host.exists("x" + name)
+    r = edit("none")
+    assert r.returncode == 0
