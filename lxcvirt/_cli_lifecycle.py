@@ -352,35 +352,74 @@ def undefine(state: State, names: tuple[str, ...], force: bool, timeout: float,
     return each(state, names, act, as_json)
 
 
+def _autostart_cell(s: Any) -> str:
+    if s.problem is not None:
+        return "? (broken: see below)"
+    if s.autostart is not None and s.autostart.auto:
+        return f"yes (priority {s.autostart.priority})"
+    return "-"
+
+
+def _memory_cell(s: Any) -> str:
+    from ._units import human_kib
+
+    limit = human_kib(s.limits.get("memory_hard_limit", s.max_memory_kib))
+    return f"{human_kib(s.memory_kib)} / {limit}" if s.id is not None else f"- / {limit}"
+
+
+#: list's columns: key -> (header, the cell of one Status)
+LIST_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "name": ("NAME", lambda s: shown(s.name)),
+    "state": ("STATE", lambda s: s.state + (" (restart needed)" if s.restart_needed else "")),
+    "id": ("ID", lambda s: "-" if s.id is None else str(s.id)),
+    "memory": ("MEMORY", _memory_cell),
+    "ipv4": ("IPV4", lambda s: ",".join(s.ipv4) or "-"),
+    "cpu": ("CPU TIME", lambda s: f"{s.cpu_time_ns / 1e9:.1f} s" if s.id is not None else "-"),
+    "vcpus": ("VCPUS", lambda s: str(s.vcpus)),
+    "autostart": ("AUTOSTART", _autostart_cell),
+    "project": ("PROJECT", lambda s: shown(s.project or "-")),
+}
+DEFAULT_COLUMNS = "name,state,id,memory,ipv4,autostart,project"
+
+
 @click.command(name="list")
 @click.option("--all", "all_", is_flag=True, help="Include containers that are not running.")
 @click.option("--project", metavar="NAME", default=None,
-              help="Only the containers `lxcvirt apply` made for project NAME.")
+              help="Only the containers of this project (see apply).")
+@click.option("--columns", "-c", "columns", metavar="COLS", default=DEFAULT_COLUMNS,
+              show_default=True,
+              help=f"Columns, comma separated, of: {', '.join(LIST_COLUMNS)}.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]),
+              default="table", show_default=True)
 @json_option
 @pass_state
-def list_(state: State, all_: bool, project: str | None, as_json: bool) -> None:
+def list_(state: State, all_: bool, project: str | None, columns: str, fmt: str,
+          as_json: bool) -> None:
     """List containers (running ones; --all for every defined one)."""
+    import csv
+    import io
+
+    keys = [c.strip().lower() for c in columns.split(",") if c.strip()]
+    unknown = [k for k in keys if k not in LIST_COLUMNS]
+    if unknown or not keys:
+        raise click.UsageError(f"unknown column {unknown[0]!r} (known: "
+                               f"{', '.join(LIST_COLUMNS)})" if unknown else "no columns")
     statuses = state.host().list(all=all_)
     if project is not None:
         statuses = [s for s in statuses if s.project == project]
-    if want_json(state, as_json):
+    if want_json(state, as_json) or fmt == "json":
         emit([s.to_dict() for s in statuses])
         return
-    rows = [("NAME", "STATE", "ID", "MEMORY", "IPV4", "AUTOSTART", "PROJECT")]
-    for s in statuses:
-        auto = "-"
-        if s.problem is not None:
-            auto = "? (broken: see below)"
-        elif s.autostart is not None and s.autostart.auto:
-            auto = f"yes (priority {s.autostart.priority})"
-        rows.append(
-            (shown(s.name), s.state + (" (restart needed)" if s.restart_needed else ""),
-             "-" if s.id is None else str(s.id), f"{s.memory_kib} KiB",
-             ",".join(s.ipv4) or "-", auto, shown(s.project or "-"))
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    rows = [tuple(LIST_COLUMNS[k][0] for k in keys)]
+    rows += [tuple(LIST_COLUMNS[k][1](s) for k in keys) for s in statuses]
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for s in statuses:
         if s.problem is not None:
             note(f"{shown(s.name)}: broken: {shown(s.problem)} (redefine it from a good spec "

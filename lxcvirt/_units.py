@@ -83,3 +83,14 @@ def format_kib(kib: int) -> str:
         if kib >= size and kib % size == 0:
             return f"{kib // size} {unit}"
     return f"{kib} KiB"
+
+
+def human_kib(kib: int) -> str:
+    """``kib`` in a binary unit with one decimal when it helps (``3.2 MiB``, ``64 MiB``)."""
+    value, unit = float(kib), "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    text = f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"

@@ -300,3 +300,29 @@ def test_edit_validates_shows_the_change_and_offers_to_edit_again(
     assert not host.exists("x" + name)
     r = edit("none")
     assert r.returncode == 0
+
+
+def test_list_columns_formats_and_human_units(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    from lxcvirt._units import human_kib
+
+    assert (human_kib(1012), human_kib(65536), human_kib(3355), human_kib(1536 * 1024)) == (
+        "1012 KiB", "64 MiB", "3.3 MiB", "1.5 GiB")
+    run, off = names("list-run"), names("list-off")
+    host.create(busybox_spec(run, busybox_root), check=False)
+    host.define(busybox_spec(off, busybox_root, memory="96MiB"))
+    capsys.readouterr()
+    assert main(["list", "--all", "-c", "name,state,memory,cpu", "-f", "csv"]) == 0
+    rows = {r[0]: r for r in csv.reader(io.StringIO(capsys.readouterr().out))}
+    assert rows["NAME"] == ["NAME", "STATE", "MEMORY", "CPU TIME"]
+    assert rows[off][1:3] == ["shut off", "- / 96 MiB"]
+    used, limit = rows[run][2].split(" / ")
+    assert limit == "64 MiB" and used.endswith(("KiB", "MiB")) and rows[run][3].endswith(" s")
+    assert main(["list", "--all", "--format", "json"]) == 0
+    assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {run, off}
+    assert main(["list", "-c", "name,nope"]) == 1
+    assert "unknown column 'nope'" in capsys.readouterr().err
