@@ -226,3 +226,55 @@ def edit(state: Any, /, name: str) -> int | None:
                 if result.restart_needed else ""
             click.echo(f"{name}: {result.action}{extra}")
             return None
+
+
+@click.command(name="stats")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              metavar="S", help="Seconds between samples.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Refresh N times, then stop (default: until interrupted; 1 with --json).")
+@json_option
+@click.pass_obj
+def stats(state: Any, /, names: tuple[str, ...], interval: float, count: int | None,
+          as_json: bool) -> None:
+    """What running containers use, refreshed every --interval seconds: CPU (100 % is one
+    CPU), memory / limit, network and block I/O per second.  --json: one measurement over
+    one interval, for monitoring scripts."""
+    import time
+
+    from ._units import human_kib
+    from .host import sample, usage
+
+    as_json = want_json(state, as_json)
+    host = state.host()
+    if as_json and count is None:
+        count = 1
+    tty = sys.stdout.isatty()
+
+    def rate(v: float | None) -> str:
+        return "-" if v is None else f"{human_kib(int(v // 1024))}/s"
+
+    before = sample(host, names)
+    done = 0
+    while count is None or done < count:
+        time.sleep(interval)
+        after = sample(host, names)
+        rows = usage(before, after)
+        before = after
+        done += 1
+        if as_json:
+            click.echo(json.dumps([u.to_dict() for u in rows]))
+            sys.stdout.flush()
+            continue
+        table = [("NAME", "CPU", "MEMORY", "NET RX", "NET TX", "BLOCK READ", "BLOCK WRITE")]
+        table += [(shown(u.name), f"{u.cpu_percent:.1f}%",
+                   f"{human_kib(u.memory_kib)} / {human_kib(u.limit_kib)}",
+                   rate(u.rx_per_s), rate(u.tx_per_s), rate(u.read_per_s),
+                   rate(u.write_per_s)) for u in rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        if tty:
+            click.echo("\x1b[H\x1b[2J", nl=False)  # top-like: the screen redrawn
+        for r in table:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        sys.stdout.flush()

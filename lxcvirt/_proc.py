@@ -147,3 +147,33 @@ def uptime_seconds(controller_pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return max(0.0, since_boot - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def block_io_bytes(controller_pid: int) -> tuple[int, int] | None:
+    """Bytes the container's cgroup has read and written on block devices (cgroup v1
+    ``blkio.throttle.io_service_bytes``, v2 ``io.stat``), or None."""
+    pid = init_pid(controller_pid)
+    f = None if pid is None else _cgroup_file(pid, "blkio", "blkio.throttle.io_service_bytes",
+                                              "io.stat")
+    if f is None:
+        return None
+    try:
+        text = f.read_text()
+    except OSError:
+        return None
+    read = written = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if f.name == "io.stat":
+            for kv in parts[1:]:
+                key, _, value = kv.partition("=")
+                if key == "rbytes" and value.isdigit():
+                    read += int(value)
+                elif key == "wbytes" and value.isdigit():
+                    written += int(value)
+        elif len(parts) == 3 and parts[2].isdigit():
+            if parts[1] == "Read":
+                read += int(parts[2])
+            elif parts[1] == "Write":
+                written += int(parts[2])
+    return read, written

@@ -60,7 +60,7 @@ def _feature(name: str) -> click.Command:
         from ._cli_tuning import set_
 
         return set_
-    if name in ("events", "logs", "info", "edit"):
+    if name in ("events", "logs", "info", "edit", "stats"):
         from . import _cli_day2
 
         return cast(click.Command, getattr(_cli_day2, name))
@@ -77,7 +77,7 @@ _COMMANDS: dict[str, tuple[Callable[[str], click.Command], str]] = {
                                     "dumpxml")},
     "list": (_lifecycle, "list_"), "exec": (_lifecycle, "exec_"),
     **{c: (_feature, c) for c in ("apply", "autostart", "check", "console", "rootfs", "set",
-                                  "events", "logs", "info", "edit")},
+                                  "events", "logs", "info", "edit", "stats")},
 }
 
 

@@ -326,3 +326,25 @@ def test_list_columns_formats_and_human_units(
     assert {d["name"] for d in json.loads(capsys.readouterr().out)} >= {run, off}
     assert main(["list", "-c", "name,nope"]) == 1
     assert "unknown column 'nope'" in capsys.readouterr().err
+
+
+def test_stats_json_rates_over_an_interval(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lxcvirt.spec import Limits
+
+    busy, idle = names("stats-busy"), names("stats-idle")
+    host.create(busybox_spec(busy, busybox_root, init=(
+        "/bin/sh", "-c", "trap 'exit 0' TERM; while :; do :; done"),
+        limits=Limits(memory_hard_limit="40MiB")), check=False)
+    host.create(busybox_spec(idle, busybox_root), check=False)
+    capsys.readouterr()
+    assert main(["stats", busy, idle, "--interval", "1", "--json"]) == 0
+    rows = {u["name"]: u for u in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {busy, idle}
+    assert rows[busy]["cpu_percent"] > 50, rows  # one busy loop: about one CPU
+    assert rows[idle]["cpu_percent"] < 20, rows
+    assert rows[busy]["limit_kib"] == 40 * 1024 and 0 < rows[busy]["memory_kib"] < 40 * 1024
+    host.destroy(busy)
+    assert main(["stats", busy, "--interval", "0.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # not running: nothing to measure

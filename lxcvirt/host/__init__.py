@@ -12,6 +12,7 @@
     _tuning.py       limits changed through libvirt's parameter calls (set)
     _eventlog.py     lifecycle events as they happen (events)
     _info.py         one container in full (info)
+    _stats.py        usage as rates over an interval (stats)
 """
 
 from ._controller import (
@@ -29,6 +30,7 @@ from ._eventlog import Event, events
 from ._events import LifecycleWatch
 from ._info import Info, InterfaceInfo, MountInfo, info
 from ._starting import LXC_LOG_DIR
+from ._stats import Sample, Usage, sample, usage
 from ._status import (
     DefineResult,
     RebootResult,
@@ -59,6 +61,7 @@ __all__ = [
     "UNLIMITED_KIB",
     "Change",
     "TuneResult",
+    "Usage",
     "live_changes",
     "read_config_limits",
     "read_live_limits",
@@ -73,11 +76,14 @@ __all__ = [
     "LifecycleWatch",
     "PreflightHook",
     "RebootResult",
+    "Sample",
     "Status",
     "StopResult",
     "default_preflight",
     "events",
     "info",
+    "sample",
+    "usage",
     "running_when_back",
     "definition_diff",
     "keep_generated",
