@@ -52,11 +52,17 @@ def wait_init_known(dom: Domain, deadline: float, lost: Callable[[], bool] = lam
         except InvalidState:  # "Init process ID is not yet known"
             if not _libvirt.call("", dom.isActive):
                 return True  # it died: the caller's state checks report that
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (time.monotonic() >= next_look and lost()):
+                # An init that exits at once never reports its pid either, and libvirt may
+                # take a moment to notice it is gone: a container about to be shut off is
+                # no lost monitor (destroying and starting it again would hide its death).
+                grace = time.monotonic() + 1.0
+                while time.monotonic() < grace:
+                    if not _libvirt.call("", dom.isActive):
+                        return True
+                    time.sleep(0.05)
                 return False
             if time.monotonic() >= next_look:
-                if lost():
-                    return False
                 next_look = time.monotonic() + 0.1
             time.sleep(0.01)
             continue
