@@ -484,11 +484,15 @@ def _env_pair(value: str) -> tuple[str, str]:
 @click.option("--user", "-u", metavar="USER", help="User (name or uid) inside the container.")
 @click.option("--cwd", metavar="DIR", help="Working directory inside the container.")
 @click.option("--env", "-e", "env", multiple=True, metavar="K=V", help="Set a variable.")
+@click.option("--tty", "-t", is_flag=True,
+              help="A terminal of the container's own (interactive shells, job control).")
+@click.option("--interactive", "-i", is_flag=True,
+              help="Keep stdin open (always so; accepted for the habit of -it).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
 def exec_(
     state: State, name: str, user: str | None, cwd: str | None, env: tuple[str, ...],
-    command: tuple[str, ...],
+    tty: bool, interactive: bool, command: tuple[str, ...],
 ) -> int:
     """Run COMMAND inside a running container; exit with its status.
 
@@ -498,4 +502,4 @@ def exec_(
     from .exec import run
 
     pairs = dict(_env_pair(e) for e in env)
-    return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs)
+    return run(state.host(), name, list(command), user=user, cwd=cwd, env=pairs, tty=tty)

@@ -153,3 +153,55 @@ def copy_window_size(from_fd: int, pty_path: str) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+# --- a pty of exec -t ------------------------------------------------------------------
+
+
+def relay_pty(master: int, stdin: int = 0, stdout: int = 1) -> None:
+    """Relay our terminal and a pty master until the command on its slave has ended.
+
+    Our terminal is raw meanwhile (the container's line discipline does the editing,
+    ^C and ^Z), restored however this ends; its window size is copied at the start and on
+    every SIGWINCH.  When our stdin is not a terminal and ends, the pty gets an end of
+    file (^D), as a user typing it would send.
+    """
+    import signal
+    import threading
+
+    interactive = os.isatty(stdin)
+
+    def resize(*_args: object) -> None:
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+    if interactive:
+        resize()
+    saved = None
+    if interactive and threading.current_thread() is threading.main_thread():
+        saved = signal.signal(signal.SIGWINCH, resize)
+    watch_in = True
+    try:
+        with raw_terminal(stdin) if interactive else contextlib.nullcontext():
+            while True:
+                ready, _, _ = select.select([master, *([stdin] if watch_in else [])], [], [])
+                if master in ready:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: every slave descriptor is closed
+                        data = b""
+                    if not data:
+                        return
+                    write_all(stdout, data)
+                if watch_in and stdin in ready:
+                    data = os.read(stdin, 65536)
+                    if data:
+                        write_all(master, data)
+                    else:
+                        watch_in = False
+                        if not interactive:
+                            write_all(master, b"\x04")
+    finally:
+        if saved is not None:
+            signal.signal(signal.SIGWINCH, saved)

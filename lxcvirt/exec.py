@@ -238,6 +238,8 @@ class _Plan:
     cgroup_files: tuple[str, ...]
     setns: Callable[[int, int], int]
     report_fd: int
+    #: With a terminal: the socket the container's pty master goes back through (else -1).
+    tty_sock: int = -1
 
 
 def _fail(plan: _Plan, code: int, msg: str) -> NoReturn:
@@ -280,11 +282,20 @@ def _intermediate(plan: _Plan) -> NoReturn:
         _fail(plan, _SETUP_FAILED, f"cannot enter {plan.name}: {exc.strerror or exc}")
     except BaseException as exc:  # noqa: BLE001 - a forked child must never return
         _fail(plan, _SETUP_FAILED, f"cannot enter {plan.name}: {exc}")
+    slave = None
+    if plan.tty_sock >= 0:
+        try:
+            slave = _open_pty_inside(plan.tty_sock)
+        except OSError as exc:
+            _fail(plan, _SETUP_FAILED, f"cannot open a terminal in {plan.name}: "
+                  f"{exc.strerror or exc}")
     try:
         pid = os.fork()
     except OSError as exc:
         _fail(plan, _SETUP_FAILED, f"cannot fork inside {plan.name}: {exc.strerror}")
     if pid == 0:
+        if slave is not None:
+            _take_terminal(plan, slave)
         _command(plan)
     os.close(plan.report_fd)
     try:
@@ -294,6 +305,49 @@ def _intermediate(plan: _Plan) -> NoReturn:
     except BaseException:  # noqa: BLE001
         code = _SETUP_FAILED
     os._exit(code)
+
+
+_TIOCGPTN = 0x80045430  # the pty's number
+_TIOCSPTLCK = 0x40045431  # lock or unlock its slave
+_TIOCSCTTY = 0x540E  # make it the controlling terminal
+
+
+def _open_pty_inside(sock: int) -> str:
+    """In the container's mount namespace: a new pty of the container's own devpts (so
+    ``tty`` inside names it), its master sent back to the caller through ``sock``; returns
+    the slave's path."""
+    import fcntl
+    import socket
+    import struct
+
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("i", fcntl.ioctl(master, _TIOCGPTN, struct.pack("i", 0)))[0]
+        with socket.socket(fileno=os.dup(sock)) as s:
+            socket.send_fds(s, [b"m"], [master])
+    finally:
+        os.close(master)
+    os.close(sock)
+    return f"/dev/pts/{number}"
+
+
+def _take_terminal(plan: _Plan, slave: str) -> None:
+    """The command's side: a session of its own with the pty as controlling terminal and
+    as stdin, stdout and stderr (job control works inside)."""
+    import fcntl
+
+    try:
+        os.setsid()
+        fd = os.open(slave, os.O_RDWR)
+        fcntl.ioctl(fd, _TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+        if fd > 2:
+            os.close(fd)
+    except OSError as exc:
+        _fail(plan, _SETUP_FAILED, f"cannot use the terminal {slave} in {plan.name}: "
+              f"{exc.strerror or exc}")
 
 
 def _command(plan: _Plan) -> NoReturn:
@@ -373,8 +427,13 @@ def _read_report(fd: int) -> bytes:
 
 
 def run(host: Host, name: str, argv: Sequence[str], *, user: str | None = None,
-        cwd: str | None = None, env: Mapping[str, str] | None = None) -> int:
+        cwd: str | None = None, env: Mapping[str, str] | None = None,
+        tty: bool = False) -> int:
     """Run ``argv`` inside container ``name`` with our stdio; return its exit status.
+
+    ``tty``: on a pseudo-terminal of the container's own (``tty`` inside names it; job
+    control and window size work), relayed to ours, which is put in raw mode and
+    restored on every way out.
 
     Raises :class:`InvalidState` for a container that is not running and
     :class:`ExecFailed` when the command could not be started.
@@ -421,27 +480,63 @@ def run(host: Host, name: str, argv: Sequence[str], *, user: str | None = None,
             os.close(fd)
         raise
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    ours, theirs = _socketpair() if tty else (-1, -1)
     plan = _Plan(name, uuid, tuple(argv), user, cwd, dict(env or {}), ordered, user_fd,
-                 tuple(cgroup_files), _libc_setns(), write_fd)
+                 tuple(cgroup_files), _libc_setns(), write_fd, theirs)
     try:
         pid = os.fork()
     except OSError:
-        for fd in (*fds, read_fd, write_fd):
-            os.close(fd)
+        for fd in (*fds, read_fd, write_fd, ours, theirs):
+            if fd >= 0:
+                os.close(fd)
         raise
     if pid == 0:
         os.close(read_fd)
+        if ours >= 0:
+            os.close(ours)
         _intermediate(plan)
     os.close(write_fd)
+    if theirs >= 0:
+        os.close(theirs)
     for fd in fds:
         os.close(fd)
+    master = -1
     try:
         with _signals_passed_to(pid):
+            if ours >= 0:
+                master = _receive_master(ours)
             report = _read_report(read_fd)
+            if master >= 0 and not report:
+                from ._terminal import relay_pty
+
+                relay_pty(master)
             code = wait_status(pid)
     finally:
         os.close(read_fd)
+        for fd in (ours, master):
+            if fd >= 0:
+                os.close(fd)
     if report:
         head, _, msg = report.decode(errors="replace").partition(":")
         raise ExecFailed(msg, exit_code=int(head) if head.isdigit() else _SETUP_FAILED)
     return code
+
+
+def _socketpair() -> tuple[int, int]:
+    import socket
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return a.detach(), b.detach()
+
+
+def _receive_master(sock: int) -> int:
+    """The pty master the container side sends, or -1 when it failed first (its report
+    says why)."""
+    import socket
+
+    with socket.socket(fileno=os.dup(sock)) as s:
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(s, 1, 1)
+        except OSError:
+            return -1
+    return fds[0] if fds else -1

@@ -348,3 +348,44 @@ def test_stats_json_rates_over_an_interval(
     host.destroy(busy)
     assert main(["stats", busy, "--interval", "0.2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []  # not running: nothing to measure
+
+
+def test_exec_tty_is_a_pty_with_job_control_and_the_terminal_comes_back(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path
+) -> None:
+    """exec -t under tmux: `tty` names a pty of the container's own, the window size
+    reaches it, Ctrl+Z stops a job and fg brings it back, Ctrl+C ends it, and the
+    terminal settings are as before when exec ends, with the shell's exit status."""
+    import shutil
+
+    from test_console import LXCVIRT, Tmux, _pids_running, _same_terminal, _wait_until
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the terminal tests (scripts/host-setup)")
+    name = names("exec-tty")
+    host.create(busybox_spec(name, busybox_root), check=False)
+    tmux = Tmux()
+    try:
+        cmd = " ".join([*LXCVIRT, "exec", "-it", name, "--", "sh"])
+        tmux.type(f"stty -a > {tmp_path}/before; {cmd}; echo \"rc=$?\"; "
+                  f"stty -a > {tmp_path}/after; echo ended")
+        tmux.wait_for(r"\n/ # ")  # typed earlier, it would be flushed with raw mode
+        tmux.type("tty")
+        tmux.wait_for(r"\n/dev/pts/\d+")
+        tmux.type("stty size")
+        tmux.wait_for(r"\n30 120")
+        sleep = ["sleep", str(200_000 + os.getpid())]
+        tmux.type(" ".join(sleep))
+        _wait_until(lambda: _pids_running(sleep), f"{sleep} never ran")
+        tmux.keys("C-z")
+        tmux.wait_for(r"Stopped")
+        tmux.type("fg")
+        tmux.keys("C-c")
+        _wait_until(lambda: not _pids_running(sleep), "^C did not end the job", timeout=5)
+        tmux.type("echo back-$((40+2))")
+        tmux.wait_for("back-42")
+        tmux.type("exit 7")
+        tmux.wait_for(r"rc=7\s+(\$ )?ended")
+        _same_terminal(tmp_path)
+    finally:
+        tmux.kill()
