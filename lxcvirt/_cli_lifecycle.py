@@ -431,11 +431,14 @@ def list_(state: State, all_: bool, project: str | None, columns: str, fmt: str,
 @json_option
 @pass_state
 def status(state: State, name: str, as_json: bool) -> None:
-    """Show one container's state, reason, id, memory and autostart settings."""
-    s = state.host().status(name)
+    """Show one container's state, reason, id, memory and autostart settings (--json:
+    everything `info` says as well)."""
     if want_json(state, as_json):
-        emit(s.to_dict())
+        from .host import info
+
+        emit(info(state.host(), name).to_dict())
         return
+    s = state.host().status(name)
     click.echo(f"name:       {shown(s.name)}")
     click.echo(f"uuid:       {s.uuid}")
     click.echo(f"state:      {s.state} ({s.reason})"

@@ -75,6 +75,11 @@ def test_unreadable_domain_xml_is_listed_as_broken(
     status = host.status(name)
     assert status.problem is not None and "cannot be read" in status.problem
     assert name in {s.name for s in host.list(all=True)}
+    # info (and status --json, which says as much) still shows it, with its problem
+    from lxcvirt.host import info
+
+    full = info(host, name).to_dict()
+    assert "cannot be read" in str(full["problem"]) and full["interfaces"] == []
 
 
 

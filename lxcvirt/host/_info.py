@@ -11,6 +11,7 @@ import libvirt
 from .. import _libvirt
 from .._proc import init_pid, memory_peak_kib, uptime_seconds
 from .._xml import parse_xml
+from ..errors import XMLError
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -77,7 +78,10 @@ def info(host: Host, name: str) -> Info:
     dom = host.domain(name)
     status = host.status(name)
     running = status.id is not None and status.state in ("running", "paused")
-    root = parse_xml(dom.XMLDesc(0), name)
+    try:
+        root = parse_xml(dom.XMLDesc(0), name)
+    except XMLError:
+        root = None  # status says why (its problem); the rest is still worth showing
     local = host.is_local and running and status.id is not None
     user = system = None
     if running:
@@ -94,7 +98,7 @@ def info(host: Host, name: str) -> Info:
                 leases.setdefault(mac, []).extend(
                     f"{a['addr']}/{a['prefix']}" for a in iface.get("addrs") or ())
     interfaces = []
-    for el in root.findall("devices/interface"):
+    for el in [] if root is None else root.findall("devices/interface"):
         src = el.find("source")
         source = None if src is None else (src.get("network") or src.get("bridge"))
         mac_el, target = el.find("mac"), el.find("target")
@@ -112,7 +116,7 @@ def info(host: Host, name: str) -> Info:
         interfaces.append(InterfaceInfo(el.get("type") or "", source, mac, host_dev, addrs,
                                         rx, tx))
     mounts = []
-    for fs in root.findall("devices/filesystem"):
+    for fs in [] if root is None else root.findall("devices/filesystem"):
         src, tgt = fs.find("source"), fs.find("target")
         source = None if src is None else (src.get("dir") or src.get("file")
                                            or src.get("name"))
