@@ -41,10 +41,11 @@ Done = tuple[dict[str, object], str]
 
 
 def each(state: State, names: tuple[str, ...], act: Callable[[str], Done],
-         as_json: bool) -> int | None:
+         as_json: bool, *, many: bool = False) -> int | None:
     """Carry out a verb on every name, in the order given.
 
-    One name: as a single command (its error is the command's error, exit 1).  Several:
+    One name (and not ``many``, as --all is): as a single command (its error is the
+    command's error, exit 1).  Several:
     each is reported (a line, or an entry of ``containers`` in JSON with ``ok`` and
     ``error``) and the others go on; exit 0 when all were done, 2 when some failed, 1 when
     every one did.
@@ -52,7 +53,7 @@ def each(state: State, names: tuple[str, ...], act: Callable[[str], Done],
     from .errors import LxcvirtError
 
     as_json = want_json(state, as_json)
-    if len(names) == 1:
+    if len(names) == 1 and not many:
         data, line = act(names[0])
         if as_json:
             emit(data)
@@ -241,6 +242,21 @@ def stop(
 
 
 _NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...")
+_SOME_NAMES = click.argument("names", nargs=-1, metavar="[NAME]...")
+_ALL = click.option("--all", "all_", is_flag=True,
+                    help="Every container this applies to (running, or suspended for resume).")
+
+
+def _chosen(state: State, names: tuple[str, ...], all_: bool, verb: str,
+            states: tuple[str, ...]) -> tuple[str, ...]:
+    """The NAMEs given, or with --all every container in one of ``states``."""
+    if names and all_:
+        raise click.UsageError("give NAMEs or --all, not both")
+    if not names and not all_:
+        raise click.UsageError(f"give the NAME of a container to {verb}, or --all")
+    if names:
+        return names
+    return tuple(s.name for s in state.host().list(all=False) if s.state in states)
 
 
 @click.command()
@@ -268,17 +284,19 @@ def reboot(state: State, names: tuple[str, ...], timeout: float, mode: str | Non
 
 
 @click.command()
-@_NAMES
+@_SOME_NAMES
+@_ALL
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for a graceful shutdown before destroying.")
 @_MODE_OPTION
 @click.option("--no-check", is_flag=True, help="Skip the host's required checks.")
 @json_option
 @pass_state
-def restart(state: State, names: tuple[str, ...], timeout: float, mode: str | None,
-            no_check: bool, as_json: bool) -> int | None:
+def restart(state: State, names: tuple[str, ...], all_: bool, timeout: float,
+            mode: str | None, no_check: bool, as_json: bool) -> int | None:
     """Stop running containers gracefully and start them again, in one step (a new
     instance that runs the stored definition: clears "restart needed")."""
+    names = _chosen(state, names, all_, "restart", ("running",))
     host = state.host()
 
     def act(name: str) -> Done:
@@ -286,37 +304,41 @@ def restart(state: State, names: tuple[str, ...], timeout: float, mode: str | No
         return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s, "
                                   f"running (id {result.status.id})")
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, many=all_)
 
 
 @click.command()
-@_NAMES
+@_SOME_NAMES
+@_ALL
 @json_option
 @pass_state
-def suspend(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
+def suspend(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Freeze every process of running containers (they keep their memory)."""
+    names = _chosen(state, names, all_, "suspend", ("running",))
     host = state.host()
 
     def act(name: str) -> Done:
         status = host.suspend(name)
         return status.to_dict(), f"{name}: {status.state}"
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, many=all_)
 
 
 @click.command()
-@_NAMES
+@_SOME_NAMES
+@_ALL
 @json_option
 @pass_state
-def resume(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
+def resume(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Let suspended containers run again."""
+    names = _chosen(state, names, all_, "resume", ("paused",))
     host = state.host()
 
     def act(name: str) -> Done:
         status = host.resume(name)
         return status.to_dict(), f"{name}: {status.state}"
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, many=all_)
 
 
 @click.command()

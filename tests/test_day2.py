@@ -389,3 +389,29 @@ def test_exec_tty_is_a_pty_with_job_control_and_the_terminal_comes_back(
         _same_terminal(tmp_path)
     finally:
         tmux.kill()
+
+
+def test_suspend_resume_and_restart_all(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b, off = names("all-a"), names("all-b"), names("all-off")
+    for n in (a, b):
+        host.create(busybox_spec(n, busybox_root), check=False)
+    host.define(busybox_spec(off, busybox_root))
+    capsys.readouterr()
+    try:
+        assert main(["suspend", "--all", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        done = {c["name"] for c in report["containers"] if c["ok"]}
+        assert {a, b} <= done and off not in done
+        assert host.status(a).state == host.status(b).state == "paused"
+        assert main(["resume", "--all"]) == 0
+        assert host.status(a).running and host.status(b).running
+        first = host.status(a).id
+        assert main(["restart", "--all", "--no-check"]) == 0
+        assert host.status(a).id != first and not host.status(off).running
+        assert main(["suspend", a, "--all"]) == 1
+        assert "not both" in capsys.readouterr().err
+        assert main(["resume"]) == 1
+    finally:
+        main(["resume", "--all"])  # never leave the host's other containers frozen
