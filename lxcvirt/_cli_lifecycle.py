@@ -314,14 +314,7 @@ def restart(state: State, names: tuple[str, ...], all_: bool, timeout: float,
 @pass_state
 def suspend(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Freeze every process of running containers (they keep their memory)."""
-    names = _chosen(state, names, all_, "suspend", ("running",))
-    host = state.host()
-
-    def act(name: str) -> Done:
-        status = host.suspend(name)
-        return status.to_dict(), f"{name}: {status.state}"
-
-    return each(state, names, act, as_json, many=all_)
+    return _freezer(state, names, all_, as_json, "suspend", ("running",))
 
 
 @click.command()
@@ -331,11 +324,17 @@ def suspend(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> 
 @pass_state
 def resume(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Let suspended containers run again."""
-    names = _chosen(state, names, all_, "resume", ("paused",))
+    return _freezer(state, names, all_, as_json, "resume", ("paused",))
+
+
+def _freezer(state: State, names: tuple[str, ...], all_: bool, as_json: bool, verb: str,
+             states: tuple[str, ...]) -> int | None:
+    names = _chosen(state, names, all_, verb, states)
     host = state.host()
+    call = host.suspend if verb == "suspend" else host.resume
 
     def act(name: str) -> Done:
-        status = host.resume(name)
+        status = call(name)
         return status.to_dict(), f"{name}: {status.state}"
 
     return each(state, names, act, as_json, many=all_)
