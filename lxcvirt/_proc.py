@@ -68,32 +68,16 @@ def oom_kills(controller_pid: int) -> int | None:
     (cgroup v1 ``memory.oom_control``, v2 ``memory.events``: ``oom_kill N``), or None
     when the host cannot tell (no such counter, not readable)."""
     pid = init_pid(controller_pid)
-    if pid is None:
-        return None
+    f = None if pid is None else _cgroup_file(pid, "memory", "memory.oom_control",
+                                              "memory.events")
     try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        text = "" if f is None else f.read_text()
     except OSError:
         return None
-    candidates = []
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        rel = path.lstrip("/")
-        if "memory" in controllers.split(","):
-            candidates.append(Path("/sys/fs/cgroup/memory", rel, "memory.oom_control"))
-        elif controllers == "":
-            candidates.append(Path("/sys/fs/cgroup", rel, "memory.events"))
-            candidates.append(Path("/sys/fs/cgroup/unified", rel, "memory.events"))
-    for f in candidates:
-        if ".." in f.parts:
-            continue
-        try:
-            text = f.read_text()
-        except OSError:
-            continue
-        for row in text.splitlines():
-            key, _, value = row.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit():
-                return int(value)
+    for row in text.splitlines():
+        key, _, value = row.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
     return None
 
 
