@@ -73,3 +73,79 @@ def test_every_package_is_listed_for_the_wheel() -> None:
     found = {".".join(init.parent.relative_to(repo).parts)
              for init in (repo / "lxcvirt").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+USER_SCRIPT = """
+from lxcvirt import Container, Filesystem, Host, Init, Limits, Status
+
+
+def make(name: str) -> Container:
+    return Container(name=name, init=Init("/sbin/init"), limits=Limits(cpu_shares=512),
+                     filesystems=(Filesystem(target="/", source="/srv/" + name),))
+
+
+def running(host: Host) -> list[str]:
+    statuses: list[Status] = host.list(all=False)
+    return [s.name for s in statuses if s.running]
+"""
+
+
+@pytest.mark.slow
+def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) -> None:
+    """python -m build makes both; the sdist has README, LICENSE, contrib/, examples/,
+    scripts/ and the tests; the wheel py.typed, templates and schemas; twine check passes;
+    a user script type-checks with mypy --strict against the installed wheel (and one with
+    a type error does not)."""
+    import tarfile
+    import zipfile
+
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist),
+                    str(REPO)], check=True, capture_output=True, cwd=tmp_path)
+    (sdist,) = dist.glob("lxcvirt-*.tar.gz")
+    (wheel,) = dist.glob("lxcvirt-*.whl")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for wanted in ("README.md", "LICENSE", "contrib/systemd/lxcvirt-autostart.service",
+                   "contrib/libvirt-hooks/lxcvirt-cgroup", "scripts/host-setup",
+                   "scripts/test", "tests/conftest.py", ".ci/run", "templates/domain.xml.j2",
+                   "schemas/lxc-domain.rng", "lxcvirt/py.typed"):
+        assert wanted in names, wanted
+    assert any(n.startswith("examples/") and not n.endswith("/") for n in names)
+    assert not any("__pycache__" in n for n in names)
+    with zipfile.ZipFile(wheel) as whl:
+        inside = set(whl.namelist())
+    for wanted in ("lxcvirt/py.typed", "lxcvirt/templates/domain.xml.j2",
+                   "lxcvirt/templates/partials/tune.xml.j2", "lxcvirt/schemas/lxc-domain.rng",
+                   "lxcvirt/host/_tuning.py"):
+        assert wanted in inside, wanted
+    assert any(n.endswith("licenses/LICENSE") for n in inside)
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", str(sdist), str(wheel)],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # a user script against the installed wheel
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+                    "--no-deps", str(wheel)], check=True, cwd=tmp_path)
+    deps = [p for p in site.getsitepackages() if "site-packages" in p]
+    Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text(USER_SCRIPT)
+    bad.write_text(USER_SCRIPT + "\nmake(3)\n")
+
+    def mypy(script: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+             "--python-executable", str(py), str(script)],
+            capture_output=True, text=True, cwd=tmp_path, check=False)
+
+    ok = mypy(good)
+    assert ok.returncode == 0, ok.stdout
+    wrong = mypy(bad)
+    assert wrong.returncode == 1 and 'incompatible type "int"' in wrong.stdout, wrong.stdout
