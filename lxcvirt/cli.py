@@ -95,6 +95,41 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _versions(ctx: click.Context) -> None:
+    """lxcvirt, libvirt-python, the libvirt library, and the daemon at the URI (-c, given
+    before --version, else the default) when it answers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    def dotted(n: int) -> str:
+        return f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"
+
+    click.echo(f"lxcvirt {__version__}")
+    try:
+        click.echo(f"libvirt-python {version('libvirt-python')}")
+    except PackageNotFoundError:
+        click.echo("libvirt-python (version unknown)")
+    import libvirt
+
+    click.echo(f"libvirt library {dotted(libvirt.getVersion())}")
+    from . import _libvirt
+    from .errors import LxcvirtError
+
+    uri = ctx.params.get("uri") or _libvirt.default_uri()
+    try:
+        conn = _libvirt.open_connection(uri, events=False)
+        try:
+            daemon = dotted(_libvirt.call("asking the daemon's version", conn.getLibVersion))
+        finally:
+            with _libvirt.ignored():
+                conn.close()
+        click.echo(f"libvirtd {daemon} ({uri})")
+    except LxcvirtError as exc:
+        click.echo(f"libvirtd: not reachable ({str(exc).splitlines()[0]})")
+    ctx.exit(0)
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-c",
@@ -102,9 +137,12 @@ class _LazyGroup(click.Group):
     "uri",
     metavar="URI",
     default=None,
+    is_eager=True,  # read before --version, which asks that daemon
     help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, then lxc:///).",
 )
-@click.version_option(package_name="lxcvirt", message="lxcvirt %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _p, value: _versions(ctx) if value else None,
+              help="Show lxcvirt's, libvirt-python's, libvirt's and the daemon's versions.")
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None) -> None:
     """Linux containers through libvirt's LXC driver."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -151,3 +152,24 @@ def test_json_errors_follow_the_option_not_argv(
     assert main(["exec", "lxcvirt-test-no-such", "--", "echo", "--json"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("lxcvirt: error: no container named")
+
+
+def test_version_names_lxcvirt_libvirt_python_libvirt_and_the_daemon(
+    libvirt_conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import libvirt
+
+    import lxcvirt
+
+
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"lxcvirt {lxcvirt.__version__}"
+    assert lines[1].startswith("libvirt-python ")
+    v = libvirt.getVersion()
+    assert lines[2] == f"libvirt library {v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
+    d = libvirt_conn.getLibVersion()
+    assert lines[3].startswith(f"libvirtd {d // 1_000_000}.{d // 1000 % 1000}.{d % 1000} (")
+    # a daemon that does not answer is said, not an error
+    assert main(["-c", "lxc:///system?socket=/nonexistent/sock", "--version"]) == 0
+    assert capsys.readouterr().out.splitlines()[3].startswith("libvirtd: not reachable (")
