@@ -150,8 +150,12 @@ def start(
     host = state.host()
 
     def act(name: str) -> Done:
+        now = host.status(name)
+        if now.state == "running":  # as stop of a stopped one: done, and said
+            return ({**now.to_dict(), "already": True},
+                    f"{name}: already running (id {now.id})")
         status = host.start(name, check=not no_check, settle=settle, timeout=timeout)
-        return status.to_dict(), f"{name}: running (id {status.id})"
+        return {**status.to_dict(), "already": False}, f"{name}: running (id {status.id})"
 
     return each(state, names, act, as_json)
 
@@ -349,6 +353,9 @@ def destroy(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
     host = state.host()
 
     def act(name: str) -> Done:
+        if host.status(name).id is None:  # shut off: as stop says, already stopped
+            return {"name": name, "how": "already stopped", "seconds": 0.0, "method": ""}, \
+                f"{name}: already stopped"
         return host.destroy(name).to_dict(), f"{name}: destroyed"
 
     return each(state, names, act, as_json)

@@ -40,9 +40,20 @@ def test_verbs_take_several_names_and_go_on_past_a_bad_one(
     assert not by[missing]["ok"] and "no container named" in by[missing]["error"]
     assert not host.status(a).running and not host.status(b).running
     # every one failing is exit 1; one name keeps the single-command form
-    assert main(["destroy", a, b]) == 1
+    assert main(["destroy", missing, names("multi-missing-too")]) == 1
+    # already in the wanted state is done, and said (as stop of a stopped one always was)
+    capsys.readouterr()
+    assert main(["destroy", a, b]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{a}: already stopped",
+                                                    f"{b}: already stopped"]
     assert main(["start", a, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["name"] == a  # one object, not a list
+    first = json.loads(capsys.readouterr().out)
+    assert first["name"] == a and first["already"] is False  # one object, not a list
+    assert main(["start", a, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["already"] is True and again["id"] == first["id"]
+    assert main(["start", a]) == 0
+    assert capsys.readouterr().out.strip() == f"{a}: already running (id {first['id']})"
     assert main(["undefine", "--force", a, b]) == 0
     assert not host.exists(a) and not host.exists(b)
 
