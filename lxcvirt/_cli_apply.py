@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, json_flag, want_json
+from ._cli_common import emit, json_flag, note, want_json
 
 
 def _print_item(prefix: str, item: Any, text: str, diff: str) -> None:
@@ -172,6 +172,8 @@ def apply(
     except LxcvirtError:
         click.echo("lxcvirt: apply: nothing was changed", err=True)
         raise
+    for line in result.plan.notes:
+        note(f"note: {line}")
     if want_json(state, as_json):
         emit(result.to_dict())
     else:

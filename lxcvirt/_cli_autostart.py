@@ -22,6 +22,15 @@ _SETTING_OPTIONS = ("--enable", "--disable", "--priority", "--time", "--after",
                     "--clear-groups", "--clear-after")
 
 
+
+def comma_list(_ctx: Any, _param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable option that also takes comma lists (``-g web,db`` as ``lxc-autostart
+    -g`` does); ``''`` alone still means "no group"."""
+    out: list[str] = []
+    for item in value:
+        out += [""] if item == "" else [p.strip() for p in item.split(",") if p.strip()]
+    return tuple(out)
+
 def _settings_line(a: Any) -> str:
     return (f"{'yes' if a.auto else 'no'}, priority {a.priority}, time {a.time} s, "
             f"groups {','.join(a.groups) or '-'}, after {','.join(a.after) or '-'}")
@@ -71,11 +80,11 @@ def autostart() -> None:
 @click.option("--priority", type=int, help="Higher starts first (default 0).")
 @click.option("--time", "time_", type=click.IntRange(min=0), metavar="S",
               help="Seconds to wait for NAME to run before going on (0: don't wait).")
-@click.option("--group", "groups", multiple=True, metavar="G",
-              help="Member of group G (repeat; replaces the list).")
+@click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+              help="Member of group G (repeat, or G1,G2; replaces the list).")
 @click.option("--clear-groups", is_flag=True, help="Member of no group.")
-@click.option("--after", "after", multiple=True, metavar="NAME",
-              help="Start only after NAME (repeat; replaces the list).")
+@click.option("--after", "after", multiple=True, metavar="NAME", callback=comma_list,
+              help="Start only after NAME (repeat, or N1,N2; replaces the list).")
 @click.option("--clear-after", is_flag=True, help="Follow no other container.")
 @json_option
 @click.pass_obj
@@ -106,8 +115,8 @@ def settings_command(
 
 
 @autostart.command(name="list")
-@click.option("--group", "groups", multiple=True, metavar="G",
-              help="Only group G (repeat: in this order; '' = no group).")
+@click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+              help="Only group G (repeat or G1,G2: in this order; '' = no group).")
 @click.option("--ignore-auto", is_flag=True, help="Include containers with auto off.")
 @json_option
 @click.pass_obj
@@ -162,8 +171,9 @@ def _common(action: str) -> list[Callable[[Any], Any]]:
     return [
         click.option("--all", "all_", is_flag=True,
                      help=f"{action.capitalize()} the autostart set in order (see `autostart`)."),
-        click.option("--group", "groups", multiple=True, metavar="G",
-                     help="With --all: only group G (repeat: in this order; '' = no group)."),
+        click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+                     help="With --all: only group G (repeat or G1,G2: in this order; '' = "
+                          "no group)."),
         click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
                      help="With --all: at most N at once within a priority level (default 10)."),
         click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",

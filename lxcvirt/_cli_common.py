@@ -109,7 +109,7 @@ _SPEC_FLAGS = [
     click.option("--root", "f_root", metavar="DIR", help="Host directory that is the root /."),
     click.option("--from", "f_image", metavar="IMAGE",
                  help="With --root: create builds DIR from IMAGE (debian/bookworm) if missing."),
-    click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro]",
+    click.option("--mount", "f_mounts", multiple=True, metavar="SRC:DST[:ro|:rw]",
                  help="Bind a host directory."),
     click.option("--ram", "f_rams", multiple=True, metavar="DST:SIZE", help="A RAM filesystem."),
     click.option("--network", "f_networks", multiple=True, metavar="NET",

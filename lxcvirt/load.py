@@ -264,11 +264,12 @@ def spec_from_flags(
         filesystems.append({"source": root, "target": "/"} | ({} if image is None else
                                                                {"from": image}))
     for item in mounts:
-        fields = _split("--mount", item, (2, 3), "SRC:DST or SRC:DST:ro")
-        if len(fields) == 3 and fields[2] != "ro":
-            raise SpecError("--mount", f"the third field may only be 'ro', got {item!r}")
+        fields = _split("--mount", item, (2, 3), "SRC:DST, SRC:DST:ro or SRC:DST:rw")
+        if len(fields) == 3 and fields[2] not in ("ro", "rw"):
+            raise SpecError("--mount", f"the third field is 'ro' or 'rw', got {item!r}")
         filesystems.append(
-            {"source": fields[0], "target": fields[1], "readonly": len(fields) == 3}
+            {"source": fields[0], "target": fields[1],
+             "readonly": len(fields) == 3 and fields[2] == "ro"}
         )
     for item in rams:
         target, size = _split("--ram", item, (2, 2), "DST:SIZE (e.g. /tmp:64MiB)")

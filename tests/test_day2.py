@@ -426,3 +426,44 @@ def test_suspend_resume_and_restart_all(
         assert main(["resume"]) == 1
     finally:
         main(["resume", "--all"])  # never leave the host's other containers frozen
+
+
+def test_comma_lists_rw_mounts_and_subfolders_said(
+    host: Any, names: Any, busybox_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 16's small frictions: --group web,shell as lxc-autostart -g takes it; --mount
+    SRC:DST:rw; a subfolder of an applied folder named, not silently skipped."""
+    from test_apply import write_spec
+
+    from lxcvirt.autostart import LOCK_ENV
+    from lxcvirt.cli import main as cli_main
+
+    monkeypatch.setenv(LOCK_ENV, str(tmp_path / "run.lock"))
+    web, shell = names("comma-web"), names("comma-shell")
+    tag = f"g{os.getpid()}"
+    for n, group in ((web, f"{tag}w"), (shell, f"{tag}s")):
+        host.define(busybox_spec(n, busybox_root))
+        assert cli_main(["autostart", n, "--enable", "--group", group]) == 0
+    capsys.readouterr()
+    assert cli_main(["autostart", "list", "--group", f"{tag}w,{tag}s", "--json"]) == 0
+    listed = [e["name"] for e in json.loads(capsys.readouterr().out)]
+    assert set(listed) == {web, shell}, listed  # a comma list used to match nothing
+    # --mount ...:rw is a writable bind, :ro a read-only one, anything else refused
+    base = ["render", "--name", "m", "--init", "/bin/sh", "--root", "/srv/m"]
+    assert cli_main([*base, "--mount", "/srv/a:/a:rw", "--mount", "/srv/b:/b:ro"]) == 0
+    xml = capsys.readouterr().out
+    a, b = xml.split("<source dir='/srv/a'/>")[1], xml.split("<source dir='/srv/b'/>")[1]
+    assert "<readonly/>" not in a.split("</filesystem>")[0]
+    assert "<readonly/>" in b.split("</filesystem>")[0]
+    assert cli_main([*base, "--mount", "/srv/a:/a:rx"]) == 1
+    assert "'ro' or 'rw'" in capsys.readouterr().err
+    # apply names a subfolder it does not read
+    specs = tmp_path / "specs"
+    (specs / "more").mkdir(parents=True)
+    one = names("comma-apply")
+    write_spec(specs, one, busybox_root, state="defined")
+    write_spec(specs / "more", names("comma-deeper"), busybox_root, state="defined")
+    assert cli_main(["apply", "--dry-run", str(specs)]) == 0
+    err = capsys.readouterr().err
+    assert f"{specs / 'more'}: a folder inside the folder applied, not read" in err, err

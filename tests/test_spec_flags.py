@@ -73,7 +73,7 @@ def test_render_from_flags_matches_render_from_file(tmp_path: Path) -> None:
     ("kwargs", "fragment"),
     [
         ({"mounts": ["/a"]}, "--mount: write SRC:DST"),
-        ({"mounts": ["/a:/b:rw"]}, "may only be 'ro'"),
+        ({"mounts": ["/a:/b:rx"]}, "'ro' or 'rw'"),
         ({"rams": ["/tmp"]}, "--ram: write DST:SIZE"),
         ({"env": ["NOVALUE"]}, "--env: write NAME=VALUE"),
         ({"root": "relative/dir"}, "path must be absolute"),

@@ -140,6 +140,7 @@ class ApplyResult:
             "exit_code": self.exit_code,
             "counts": self.counts(),
             "files": list(self.plan.files),
+            "notes": list(self.plan.notes),
             "project": self.plan.project,
             "hosts": hosts,
         }

@@ -40,7 +40,7 @@ from ..inventory import Inventory, load_inventory
 from ..metadata import read_autostart, read_project
 from ..rootfs import needs_root
 from ..spec import Autostart, Container, check_project
-from ._sources import Source, _problems, collect_files, read_source
+from ._sources import Source, _problems, collect_files, read_source, subfolders
 
 ROOTFS = "build root"
 CREATE = "create"
@@ -147,6 +147,8 @@ class Plan:
     #: The run locks held for its hosts (``plan(hold_lock=True)``), let go by close().
     _locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False,
                                          compare=False)
+    #: Things worth saying that change nothing (folders inside the folders applied).
+    notes: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -171,6 +173,7 @@ class Plan:
     def to_dict(self) -> dict[str, object]:
         return {
             "files": list(self.files),
+            "notes": list(self.notes),
             "project": self.project,
             "changed": self.changed,
             "hosts": [h.to_dict() for h in self.hosts],
@@ -445,8 +448,11 @@ def plan(
             opened.close()
         locks.close()
         raise ValidationError(problems)
+    notes = tuple(f"{d}: a folder inside the folder applied, not read (apply reads the "
+                  "files of a folder, not its subfolders; name it to apply it)"
+                  for d in subfolders(given))
     return Plan(tuple(host_plans), tuple(str(f) for f in files), prune, restart, project,
-                tuple(owned), locks)
+                tuple(owned), locks, notes)
 
 
 def _take_locks(chosen: Sequence[tuple[str, str]], locks: contextlib.ExitStack,

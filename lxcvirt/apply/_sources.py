@@ -57,6 +57,17 @@ def collect_files(paths: Iterable[str | Path], *, skip: Iterable[Path] = ()) -> 
     return list(unique.values())
 
 
+def subfolders(paths: Iterable[str | Path]) -> list[Path]:
+    """The folders inside the folders named: apply reads one level, so these are not
+    read (said, so that a spec put there is not silently left out)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")))
+    return out
+
+
 def read_source(path: Path) -> Source:
     """Load one file; raises SpecError / XMLError / ValidationError naming it."""
     if is_spec_path(path):
