@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -54,7 +53,9 @@ def make_rootfs(root: str | os.PathLike[str]) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: python -m lxcvirt._busybox DIR", file=sys.stderr)
-        sys.exit(1)
-    print(make_rootfs(sys.argv[1]))
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m lxcvirt._busybox",
+                                 description="Make a busybox root filesystem in DIR.")
+    ap.add_argument("dir", metavar="DIR")
+    print(make_rootfs(ap.parse_args().dir))

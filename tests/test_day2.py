@@ -467,3 +467,13 @@ def test_comma_lists_rw_mounts_and_subfolders_said(
     assert cli_main(["apply", "--dry-run", str(specs)]) == 0
     err = capsys.readouterr().err
     assert f"{specs / 'more'}: a folder inside the folder applied, not read" in err, err
+
+
+def test_busybox_helper_help_makes_no_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lxcvirt._busybox", "--help"], cwd=tmp_path,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "usage:" in r.stdout
+    assert list(tmp_path.iterdir()) == []  # it used to make a folder called --help
