@@ -381,11 +381,12 @@ def undefine(state: State, names: tuple[str, ...], force: bool, timeout: float,
 
 
 def _autostart_cell(s: Any) -> str:
+    libvirt_flag = " + libvirt's flag" if s.libvirt_autostart else ""
     if s.problem is not None:
         return "? (broken: see below)"
     if s.autostart is not None and s.autostart.auto:
-        return f"yes (priority {s.autostart.priority})"
-    return "-"
+        return f"yes (priority {s.autostart.priority}){libvirt_flag}"
+    return "libvirt's flag only" if s.libvirt_autostart else "-"
 
 
 def _memory_cell(s: Any) -> str:
@@ -482,6 +483,9 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"persistent: {'yes' if s.persistent else 'no'}")
     click.echo(f"project:    {shown(s.project or '-')}")
     a = s.autostart
+    if s.libvirt_autostart:
+        click.echo("libvirt:    its own autostart flag is on (virsh autostart): libvirtd starts "
+                   "it at its own start; `lxcvirt autostart import` takes it over")
     if s.problem is not None:
         click.echo(f"problem:    {s.problem}")
         click.echo("autostart:  ? (unreadable; redefine it from a good spec or XML)")

@@ -477,3 +477,23 @@ def test_busybox_helper_help_makes_no_folder(tmp_path: Path) -> None:
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "usage:" in r.stdout
     assert list(tmp_path.iterdir()) == []  # it used to make a folder called --help
+
+
+def test_libvirts_own_autostart_flag_shows_in_list_and_status(
+    host: Any, names: Any, busybox_root: Path, libvirt_conn: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = names("libvirt-flag")
+    host.define(busybox_spec(name, busybox_root))
+    assert host.status(name).libvirt_autostart is False
+    libvirt_conn.lookupByName(name).setAutostart(1)  # as virsh autostart does
+    try:
+        assert host.status(name).libvirt_autostart is True
+        capsys.readouterr()
+        assert main(["list", "--all", "-c", "name,autostart"]) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(name))
+        assert "libvirt's flag only" in line
+        assert main(["status", name]) == 0
+        assert "its own autostart flag is on" in capsys.readouterr().out
+    finally:
+        libvirt_conn.lookupByName(name).setAutostart(0)

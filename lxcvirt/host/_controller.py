@@ -221,7 +221,16 @@ class Host:
             cpuset=None if root is None or root.find("vcpu") is None
             else root.find("vcpu").get("cpuset"),
             cpu_time_ns=int(info[4]),
+            libvirt_autostart=self._libvirt_autostart(dom, persistent),
         )
+
+    @staticmethod
+    def _libvirt_autostart(dom: Domain, persistent: bool) -> bool | None:
+        if not persistent:
+            return False  # a transient domain has no autostart flag
+        with _libvirt.ignored():
+            return bool(dom.autostart())
+        return None
 
     def _restart_needed(self, dom: Domain, live: str, state: int, persistent: bool,
                         root: Any) -> bool:

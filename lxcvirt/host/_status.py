@@ -83,6 +83,8 @@ class Status:
     cpu_time_ns: int = 0
     #: Processes the OOM killer killed in it (``status`` on a local daemon; else None).
     oom_kills: int | None = None
+    #: libvirt's own autostart flag (``virsh autostart``), apart from lxcvirt's settings.
+    libvirt_autostart: bool | None = None
 
     @property
     def running(self) -> bool:
@@ -109,6 +111,7 @@ class Status:
             "cpuset": self.cpuset,
             "cpu_time_ns": self.cpu_time_ns,
             "oom_kills": self.oom_kills,
+            "libvirt_autostart": self.libvirt_autostart,
             "autostart": None
             if a is None
             else {
