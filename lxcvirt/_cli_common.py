@@ -25,6 +25,8 @@ class State:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri
         self.json = False
+        #: -v/--debug: libvirt calls logged, an internal error's traceback shown.
+        self.debug = False
         self._host: Host | None = None
 
     def host(self, **kwargs: Any) -> Host:

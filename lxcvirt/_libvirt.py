@@ -8,9 +8,11 @@ tree in :mod:`lxcvirt.errors`, and every call site raises the result ``from`` th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -153,12 +155,29 @@ def converted(doing: str) -> Iterator[None]:
         raise type(exc)(text, code=exc.code, detail=exc.detail) from exc.__cause__
 
 
+#: ``lxcvirt -v`` (``--debug``) turns this logger on: each libvirt call and its duration.
+log = logging.getLogger("lxcvirt.libvirt")
+
+
+def _timed(what: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    if not log.isEnabledFor(logging.DEBUG):
+        return fn(*args)
+    began = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        log.debug("%s %.1f ms", what, (time.perf_counter() - began) * 1000)
+
+
 def call(doing: str, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` with libvirt's errors converted; wrapped domains and connections in
     ``args`` are handed over as libvirt's own objects (``libvirt_lxc`` functions take
     those)."""
+    args = tuple(map(_unwrap, args))
     with converted(doing):
-        return fn(*map(_unwrap, args))
+        if isinstance(getattr(fn, "__self__", None), (Dom, Conn)):
+            return fn(*args)  # a wrapper's method: it logs the call itself
+        return _timed(getattr(fn, "__qualname__", repr(fn)), fn, args)
 
 
 def ignored() -> contextlib.suppress:
@@ -215,7 +234,8 @@ class Dom:
     def _call(self, method: str, *args: Any) -> Any:
         doing = f"{_DOM_DOING.get(method, method)} {self._name}"
         with converted(doing):
-            return getattr(self.raw, method)(*map(_unwrap, args))
+            return _timed(f"{method} {self._name}", getattr(self.raw, method),
+                          tuple(map(_unwrap, args)))
 
     def name(self) -> str:
         return self._name
@@ -333,7 +353,8 @@ class Conn:
 
     def _call(self, doing: str, method: str, *args: Any) -> Any:
         with converted(doing):
-            return _wrap(getattr(self.raw, method)(*map(_unwrap, args)))
+            return _wrap(_timed(f"{method} ({self.uri})", getattr(self.raw, method),
+                                tuple(map(_unwrap, args))))
 
     def lookupByName(self, name: str) -> Dom:
         return self._call(f"looking up {name} on {self.uri}", "lookupByName", name)  # type: ignore[no-any-return]
@@ -429,7 +450,7 @@ def open_connection(uri: str | None = None, *, events: bool = True) -> Conn:
         ensure_event_loop()
     uri = uri or default_uri()
     try:
-        conn = libvirt.open(uri)
+        conn = _timed(f"open {uri}", libvirt.open, (uri,))
     except libvirt.libvirtError as exc:
         raise connect_error(uri, exc) from exc
     if conn is None:  # older bindings return None instead of raising

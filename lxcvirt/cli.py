@@ -10,6 +10,7 @@ containers did some of it).  Errors are one line on stderr (``lxcvirt: error: ..
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -140,13 +141,26 @@ def _versions(ctx: click.Context) -> None:
     is_eager=True,  # read before --version, which asks that daemon
     help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, then lxc:///).",
 )
+@click.option("-v", "--debug", is_flag=True,
+              help="Print each libvirt call and its duration on stderr; and the traceback of "
+                   "an internal error.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _p, value: _versions(ctx) if value else None,
               help="Show lxcvirt's, libvirt-python's, libvirt's and the daemon's versions.")
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None) -> None:
+def cli(ctx: click.Context, uri: str | None, debug: bool) -> None:
     """Linux containers through libvirt's LXC driver."""
-    ctx.ensure_object(State).uri = uri
+    state = ctx.ensure_object(State)
+    state.uri = uri
+    if debug:
+        state.debug = True
+        logger = logging.getLogger("lxcvirt")
+        if not any(h.get_name() == "lxcvirt-debug" for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.set_name("lxcvirt-debug")  # once, however often main() runs in-process
+            handler.setFormatter(logging.Formatter("lxcvirt: debug: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
 
 # --- entry point ----------------------------------------------------------------------
@@ -154,8 +168,8 @@ def cli(ctx: click.Context, uri: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user: expected errors are one line
-    with their exit code, anything else one "internal error" line (the traceback with
-    ``LXCVIRT_DEBUG=1``)."""
+    with their exit code, anything else one "internal error" line (the traceback before it
+    with ``-v``; raised with ``LXCVIRT_DEBUG=1``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     state = State()
     try:
@@ -193,11 +207,15 @@ def _main(args: list[str], state: State) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place a bug meets the user
         if os.environ.get("LXCVIRT_DEBUG"):
             raise
+        if state.debug:  # -v: the traceback, on stderr only
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         if state.json:
             emit({"error": "internal", "message": message})
         click.echo(f"lxcvirt: internal error: {message} (a bug in lxcvirt; run again with "
-                   "LXCVIRT_DEBUG=1 to see the traceback, and report it)", err=True)
+                   "-v to see the traceback, and report it)", err=True)
         return EXIT_ERROR
     return rv if isinstance(rv, int) else 0
 

@@ -137,9 +137,36 @@ def test_an_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch,
     assert err.count("\n") == 1 and "Traceback" not in err
     assert main(["validate", "--json", "x.toml"]) == 1
     assert json.loads(capsys.readouterr().out)["error"] == "internal"
+    # -v: the traceback on stderr, then the same line; the exit code stays 1
+    assert main(["-v", "validate", "x.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "RuntimeError: boom" in err
+    assert err.splitlines()[-1].startswith("lxcvirt: internal error: RuntimeError: boom")
     monkeypatch.setenv("LXCVIRT_DEBUG", "1")
     with pytest.raises(RuntimeError, match="boom"):
         main(["validate", "x.toml"])
+
+
+def test_debug_logs_each_libvirt_call_with_its_duration(
+    libvirt_conn: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+    import re
+
+    try:
+        assert main(["-v", "list", "--all"]) == 0
+        err = capsys.readouterr().err.splitlines()
+        assert any(re.fullmatch(r"lxcvirt: debug: open \S+ \d+\.\d ms", ln) for ln in err), err
+        assert any(re.fullmatch(r"lxcvirt: debug: listAllDomains \(\S+\) \d+\.\d ms", ln)
+                   for ln in err), err
+        assert not any("Conn." in ln for ln in err)  # not twice through call()
+    finally:  # in-process: take -v's handler off again
+        logger = logging.getLogger("lxcvirt")
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+        logger.setLevel(logging.NOTSET)
+    assert main(["list", "--all"]) == 0
+    assert "debug:" not in capsys.readouterr().err
 
 
 def test_json_errors_follow_the_option_not_argv(
