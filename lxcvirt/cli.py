@@ -96,6 +96,14 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (in-process callers swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _versions(ctx: click.Context) -> None:
     """lxcvirt, libvirt-python, the libvirt library, and the daemon at the URI (-c, given
     before --version, else the default) when it answers."""
@@ -156,8 +164,8 @@ def cli(ctx: click.Context, uri: str | None, debug: bool) -> None:
         state.debug = True
         logger = logging.getLogger("lxcvirt")
         if not any(h.get_name() == "lxcvirt-debug" for h in logger.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.set_name("lxcvirt-debug")  # once, however often main() runs in-process
+            handler = _StderrHandler()
+            handler.set_name("lxcvirt-debug")
             handler.setFormatter(logging.Formatter("lxcvirt: debug: %(message)s"))
             logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
@@ -176,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args, state)
     finally:
         state.close()
+        if state.debug:  # in-process callers: the next command is quiet again
+            logger = logging.getLogger("lxcvirt")
+            for h in [h for h in logger.handlers if h.get_name() == "lxcvirt-debug"]:
+                logger.removeHandler(h)
+            logger.setLevel(logging.NOTSET)
 
 
 def _main(args: list[str], state: State) -> int:

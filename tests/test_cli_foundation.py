@@ -153,20 +153,16 @@ def test_debug_logs_each_libvirt_call_with_its_duration(
     import logging
     import re
 
-    try:
-        assert main(["-v", "list", "--all"]) == 0
-        err = capsys.readouterr().err.splitlines()
-        assert any(re.fullmatch(r"lxcvirt: debug: open \S+ \d+\.\d ms", ln) for ln in err), err
-        assert any(re.fullmatch(r"lxcvirt: debug: listAllDomains \(\S+\) \d+\.\d ms", ln)
-                   for ln in err), err
-        assert not any("Conn." in ln for ln in err)  # not twice through call()
-    finally:  # in-process: take -v's handler off again
-        logger = logging.getLogger("lxcvirt")
-        for h in list(logger.handlers):
-            logger.removeHandler(h)
-        logger.setLevel(logging.NOTSET)
+    assert main(["-v", "list", "--all"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert any(re.fullmatch(r"lxcvirt: debug: open \S+ \d+\.\d ms", ln) for ln in err), err
+    assert any(re.fullmatch(r"lxcvirt: debug: listAllDomains \(\S+\) \d+\.\d ms", ln)
+               for ln in err), err
+    assert not any("Conn." in ln for ln in err)  # not twice through call()
+    # in-process, the next command without -v is quiet again
     assert main(["list", "--all"]) == 0
     assert "debug:" not in capsys.readouterr().err
+    assert not logging.getLogger("lxcvirt").handlers
 
 
 def test_json_errors_follow_the_option_not_argv(
