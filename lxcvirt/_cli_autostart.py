@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, json_option, shown, want_json
+from ._cli_common import complete_names, emit, json_option, shown, want_json
 
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
@@ -74,7 +74,7 @@ def autostart() -> None:
 @click.command(name="autostart NAME")
 # The command's own word is "NAME" already (see AutostartGroup), so the argument shows no
 # metavar: the usage reads "lxcvirt autostart NAME [OPTIONS]".
-@click.argument("name", metavar="")
+@click.argument("name", metavar="", shell_complete=complete_names)
 @click.option("--enable/--disable", "auto", default=None,
               help="Turn autostart on or off for NAME.")
 @click.option("--priority", type=int, help="Higher starts first (default 0).")
@@ -142,7 +142,7 @@ def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: 
 
 
 @autostart.command(name="import")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @json_option
 @click.pass_obj

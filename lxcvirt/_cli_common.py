@@ -198,3 +198,22 @@ def limits_text(s: Any) -> str:
             unit = " µs" if key in ("cpu_quota", "cpu_period") else ""
             parts.append(f"{label} {lim[key]}{unit}")
     return ", ".join(parts) or "-"
+
+
+def complete_names(ctx: click.Context, _param: click.Parameter,
+                   incomplete: str) -> list[Any]:
+    """Shell completion of container names, from the daemon at -c (or the default URI);
+    nothing, never an error, when it does not answer."""
+    from click.shell_completion import CompletionItem
+
+    from .errors import LxcvirtError
+    from .host import Host
+
+    root = ctx.find_root()
+    uri = root.params.get("uri") if root is not None else None
+    try:
+        with Host(uri, preflight=lambda _h: None) as host:
+            found = sorted(s.name for s in host.list(all=True))
+    except (LxcvirtError, OSError):
+        return []
+    return [CompletionItem(n) for n in found if n.startswith(incomplete)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ._cli_common import State
+from ._cli_common import State, complete_names
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.option(
     "-e", "--escape", default="^]", show_default=True, metavar="KEY",
     help="Detach key, in hat notation (^a) or one character.",

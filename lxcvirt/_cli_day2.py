@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from ._cli_common import json_option, limits_text, shown, want_json
+from ._cli_common import complete_names, json_option, limits_text, shown, want_json
 
 
 @click.command(name="events")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="S",
               help="Stop after S seconds (default: until interrupted).")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
@@ -42,7 +42,7 @@ def _tail(data: bytes, lines: int) -> bytes:
 
 
 @click.command(name="logs")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.option("-n", "--lines", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many of the last lines to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what is written.")
@@ -117,7 +117,7 @@ def _duration(seconds: float) -> str:
 
 
 @click.command(name="info")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @json_option
 @click.pass_obj
 def info(state: Any, /, name: str, as_json: bool) -> None:
@@ -170,7 +170,7 @@ def info(state: Any, /, name: str, as_json: bool) -> None:
 
 
 @click.command(name="edit")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.pass_obj
 def edit(state: Any, /, name: str) -> int | None:
     """Edit a container's definition in $EDITOR (then $VISUAL, vi), like virsh edit:
@@ -229,7 +229,7 @@ def edit(state: Any, /, name: str) -> int | None:
 
 
 @click.command(name="stats")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               metavar="S", help="Seconds between samples.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",

@@ -11,6 +11,7 @@ import click
 from . import _cli_autostart as _autostart_cli
 from ._cli_common import (
     State,
+    complete_names,
     emit,
     json_option,
     limits_text,
@@ -128,7 +129,7 @@ start_options = [
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @with_options(start_options)
 @with_options(_autostart_cli.START_ALL_OPTIONS)
 @json_option
@@ -204,7 +205,7 @@ def create(
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
@@ -245,8 +246,10 @@ def stop(
     return each(state, names, act, as_json)
 
 
-_NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...")
-_SOME_NAMES = click.argument("names", nargs=-1, metavar="[NAME]...")
+_NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...",
+                        shell_complete=complete_names)
+_SOME_NAMES = click.argument("names", nargs=-1, metavar="[NAME]...",
+                             shell_complete=complete_names)
 _ALL = click.option("--all", "all_", is_flag=True,
                     help="Every container this applies to (running, or suspended for resume).")
 
@@ -456,7 +459,7 @@ def list_(state: State, all_: bool, project: str | None, columns: str, fmt: str,
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @json_option
 @pass_state
 def status(state: State, name: str, as_json: bool) -> None:
@@ -499,7 +502,7 @@ def status(state: State, name: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.option("--inactive", is_flag=True, help="The persistent definition, not the live one.")
 @pass_state
 def dumpxml(state: State, name: str, inactive: bool) -> None:
@@ -515,7 +518,7 @@ def _env_pair(value: str) -> tuple[str, str]:
 
 
 @click.command(name="exec")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.option("--user", "-u", metavar="USER", help="User (name or uid) inside the container.")
 @click.option("--cwd", metavar="DIR", help="Working directory inside the container.")
 @click.option("--env", "-e", "env", multiple=True, metavar="K=V", help="Set a variable.")

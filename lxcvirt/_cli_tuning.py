@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, json_option, want_json
+from ._cli_common import complete_names, emit, json_option, want_json
 
 #: flag -> spec key of [limits]
 _FLAGS = {
@@ -31,7 +31,7 @@ def _shown(key: str, value: int | None) -> str:
 
 
 @click.command(name="set")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
 @click.option("--memory-limit", metavar="SIZE", help="Memory hard limit, or 'unlimited'.")
 @click.option("--memory-soft-limit", metavar="SIZE", help="Memory soft limit, or 'unlimited'.")
 @click.option("--swap-limit", metavar="SIZE", help="Memory plus swap limit, or 'unlimited'.")

@@ -497,3 +497,26 @@ def test_libvirts_own_autostart_flag_shows_in_list_and_status(
         assert "its own autostart flag is on" in capsys.readouterr().out
     finally:
         libvirt_conn.lookupByName(name).setAutostart(0)
+
+
+def test_completion_offers_container_names(host: Any, names: Any, busybox_root: Path) -> None:
+    import subprocess
+    import sys
+
+    name = names("complete-me")
+    host.define(busybox_spec(name, busybox_root))
+    prefix = name[:-3]
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_LXCVIRT_COMPLETE": "bash_complete", "COMP_WORDS": words,
+               "COMP_CWORD": str(cword)}
+        r = subprocess.run([sys.executable, "-m", "lxcvirt"], env=env, capture_output=True,
+                           text=True, timeout=30, check=False)
+        assert r.returncode == 0, r.stderr
+        return [ln.split(",", 1)[1] for ln in r.stdout.splitlines() if ln.startswith("plain,")]
+
+    for verb in ("start", "stop", "info", "logs", "edit", "set", "restart"):
+        assert name in complete(f"lxcvirt {verb} {prefix}", 2), verb
+    assert name not in complete(f"lxcvirt start zz{prefix}", 2)
+    # a daemon that does not answer: no names, no error
+    assert complete(f"lxcvirt -c lxc:///system?socket=/nonexistent start {prefix}", 4) == []
