@@ -174,6 +174,23 @@ def cli(ctx: click.Context, uri: str | None, debug: bool) -> None:
 # --- entry point ----------------------------------------------------------------------
 
 
+@cli.command(name="help")
+@click.argument("command", required=False, metavar="[COMMAND]")
+@click.pass_context
+def help_(ctx: click.Context, command: str | None) -> None:
+    """Show the help of lxcvirt, or of one COMMAND (as COMMAND --help does)."""
+    root = ctx.parent
+    assert root is not None
+    if command is None:
+        click.echo(root.get_help())
+        return
+    cmd = cli.get_command(root, command)
+    if cmd is None:
+        raise click.UsageError(f"no command {command!r} (lxcvirt help lists them)")
+    with click.Context(cmd, info_name=command, parent=root) as sub:
+        click.echo(cmd.get_help(sub))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user: expected errors are one line
     with their exit code, anything else one "internal error" line (the traceback before it

@@ -196,3 +196,13 @@ def test_version_names_lxcvirt_libvirt_python_libvirt_and_the_daemon(
     # a daemon that does not answer is said, not an error
     assert main(["-c", "lxc:///system?socket=/nonexistent/sock", "--version"]) == 0
     assert capsys.readouterr().out.splitlines()[3].startswith("libvirtd: not reachable (")
+
+
+def test_help_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["help", "start"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: lxcvirt start [OPTIONS] [NAME]...") and "--all" in out
+    assert main(["help"]) == 0
+    assert "Commands:" in capsys.readouterr().out
+    assert main(["help", "nope"]) == 1
+    assert "no command 'nope'" in capsys.readouterr().err
