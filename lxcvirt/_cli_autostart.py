@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -203,18 +204,27 @@ def with_options(options: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any
     return deco
 
 
-def _print_report(report: Any, as_json: bool) -> int:
+def _print_report(report: Any, as_json: bool, progress: _Progress | None = None) -> int:
     if as_json:
         emit(report.to_dict())
     else:
         for note in report.notes:
             click.echo(f"lxcvirt: note: {note}", err=True)
+        shown_before = progress.shown if progress is not None else {}
         for o in report.outcomes:
-            extra = f": {o.reason}" if o.reason else ""
-            went = " (went on after its time)" if o.went_on else ""
-            click.echo(f"{shown(o.name)}: {o.result}{went} ({o.seconds:.2f} s){shown(extra)}")
+            # Said as it happened; again only what changed since (an init that exited
+            # within the settle window turns "started" into "failed").
+            if shown_before.get(o.name) != o.result:
+                click.echo(_line(o))
         if not report.outcomes:
             click.echo(f"nothing to {report.action}")
+        else:
+            counts: dict[str, int] = {}
+            for o in report.outcomes:
+                counts[o.result] = counts.get(o.result, 0) + 1
+            said = ", ".join(f"{n} {r}" for r, n in counts.items())
+            click.echo(f"{report.action} --all: {said} ({len(report.outcomes)} in "
+                       f"{report.seconds:.1f} s)")
     if report.failed:
         bad = len(report.failed)
         click.echo(f"lxcvirt: {bad} of {len(report.outcomes)} containers did not "
@@ -260,28 +270,47 @@ def start_all_command(
                 click.echo(f"lxcvirt: {switch.reason}")
             return 0
     host = state.host()
+    progress = None if as_json else _Progress("start")
     report = start_all(
         host, groups=groups or None, ignore_auto=ignore_auto,
         parallel=parallel or DEFAULT_PARALLEL, timeout=timeout, settle=settle,
-        check=not no_check, progress=None if as_json else _progress_for(host),
-        wait=wait or 0.0,
+        check=not no_check, progress=progress,
+        on_plan=progress.plan if progress is not None else None, wait=wait or 0.0,
     )
-    return _print_report(report, as_json)
+    return _print_report(report, as_json, progress)
 
 
-def _progress_for(_host: Any) -> Callable[[Any], None] | None:
-    # The total is not known before the plan is made; count as they come.
-    if not sys.stderr.isatty():
-        return None
-    lock = threading.Lock()
-    count = [0]
+class _Progress:
+    """One line per container as it is done, on stdout and flushed (also into a pipe or
+    the journal): ``[i/N] NAME: result in S s (at T s)``."""
 
-    def show(o: Any) -> None:
-        with lock:
-            count[0] += 1
-            click.echo(f"[{count[0]}] {o.name}: {o.result} ({o.seconds:.2f} s)", err=True)
+    def __init__(self, action: str, timeout: float | None = None) -> None:
+        self.action = action
+        self.timeout = timeout
+        self.total: int | None = None
+        self.shown: dict[str, str] = {}
+        self.began = time.monotonic()
+        self.lock = threading.Lock()
 
-    return show
+    def plan(self, total: int) -> None:
+        self.total = total
+        if total and self.action == "stop" and self.timeout:
+            click.echo(f"stopping {total}: each gracefully, destroyed if still up after "
+                       f"{self.timeout:g} s")
+            sys.stdout.flush()
+
+    def __call__(self, o: Any) -> None:
+        with self.lock:
+            self.shown[o.name] = o.result
+            click.echo(f"[{len(self.shown)}/{self.total or '?'}] {_line(o)} "
+                       f"(at {time.monotonic() - self.began:.1f} s)")
+            sys.stdout.flush()
+
+
+def _line(o: Any) -> str:
+    extra = f": {o.reason}" if o.reason else ""
+    went = " (went on after its time)" if o.went_on else ""
+    return f"{shown(o.name)}: {o.result}{went} in {o.seconds:.2f} s{shown(extra)}"
 
 
 def stop_all_command(
@@ -296,7 +325,9 @@ def stop_all_command(
 
     as_json = want_json(state, as_json)
     host = state.host()
+    progress = None if as_json else _Progress("stop", timeout)
     report = stop_all(host, groups=groups or None, parallel=parallel or DEFAULT_PARALLEL,
-                      timeout=timeout, progress=None if as_json else _progress_for(host),
+                      timeout=timeout, progress=progress,
+                      on_plan=progress.plan if progress is not None else None,
                       wait=wait or 0.0)
-    return _print_report(report, as_json)
+    return _print_report(report, as_json, progress)

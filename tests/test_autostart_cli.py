@@ -136,7 +136,13 @@ def test_start_all_then_stop_all(run: Run, make: Callable[..., str], group: str,
     assert host.domain(a).isActive() and host.domain(b).isActive()
     rc, out, _ = run("stop", "--all", "--group", group, "--timeout", "10")
     assert rc == 0
-    assert out.splitlines()[0].startswith(f"{b}: shut down")
+    lines = out.splitlines()
+    # said as it happens: a waiting note, [i/N] per container in stop order, a summary
+    assert lines[0] == "stopping 2: each gracefully, destroyed if still up after 10 s"
+    assert lines[1].startswith(f"[1/2] {b}: shut down in ") and lines[1].endswith(" s)")
+    assert lines[2].startswith(f"[2/2] {a}: shut down in ")
+    assert lines[3].startswith("stop --all: 2 shut down (2 in ")
+    assert len(lines) == 4  # each container once
     assert not host.domain(a).isActive()
     rc, out, _ = run("stop", "--all", "--group", group)
     assert (rc, out.strip()) == (0, "nothing to stop")
@@ -188,3 +194,15 @@ def test_cycle_exits_1_naming_it(run: Run, host: Any, names: Callable[[str], str
     rc, _, err = run("start", "--all", "--group", group, "--no-check")
     assert rc == 1 and f"cycle: {a} -> {b} -> {a}" in err
     assert not host.domain(a).isActive()
+
+
+def test_progress_line_and_summary_of_a_failed_start(
+    run: Run, make: Callable[..., str], group: str
+) -> None:
+    dies = make("dies-at-once", 0, init=("/bin/sh", "-c", "exit 3"))
+    rc, out, err = run("start", "--all", "--group", group, "--no-check", "--settle", "1")
+    assert rc == 1, out  # every one failed
+    lines = out.splitlines()
+    assert lines[0].startswith(f"[1/1] {dies}: failed in "), lines
+    assert lines[-1].startswith("start --all: 1 failed (1 in "), lines
+    assert len(lines) == 2 and "1 of 1 containers did not start" in err

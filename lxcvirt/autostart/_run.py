@@ -179,6 +179,7 @@ def start_all(
     progress: Progress | None = None,
     starter: Callable[[str], object] | None = None,
     wait: float = 0.0,
+    on_plan: Callable[[int], None] | None = None,
 ) -> Report:
     """Start the autostart set in plan order; see the module docstring for the rules.
 
@@ -190,6 +191,8 @@ def start_all(
     began = _time.monotonic()
     with run_lock(lock, uri=host.uri, wait=wait, what="start --all"):
         the_plan = plan(entries(host), groups=groups, ignore_auto=ignore_auto)
+        if on_plan is not None:
+            on_plan(len(the_plan.entries))
         if check and any(not e.running for e in the_plan.entries.values()):
             host.preflight()
         conns = _Connections(host)
@@ -307,6 +310,7 @@ def stop_all(
     lock: str | Path | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    on_plan: Callable[[int], None] | None = None,
 ) -> Report:
     """Stop every running container (of ``groups``) in the reverse start order.
 
@@ -317,6 +321,8 @@ def stop_all(
     with run_lock(lock, uri=host.uri, wait=wait, what="stop --all"):
         running = [e for e in entries(host) if e.running]
         the_plan = plan(running, groups=groups, ignore_auto=True).reversed()
+        if on_plan is not None:
+            on_plan(len(the_plan.entries))
         outcomes: dict[str, Outcome] = {}
         lost: set[str] = set()
         conns = _Connections(host)
