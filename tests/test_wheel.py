@@ -109,7 +109,7 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
     for wanted in ("README.md", "LICENSE", "contrib/systemd/lxcvirt-autostart.service",
                    "contrib/libvirt-hooks/lxcvirt-cgroup", "scripts/host-setup",
                    "scripts/test", "tests/conftest.py", ".ci/run", "templates/domain.xml.j2",
-                   "schemas/lxc-domain.rng", "lxcvirt/py.typed"):
+                   "schemas/lxc-domain.rng", "lxcvirt/py.typed", "man/lxcvirt.1"):
         assert wanted in names, wanted
     assert any(n.startswith("examples/") and not n.endswith("/") for n in names)
     assert not any("__pycache__" in n for n in names)
@@ -120,6 +120,7 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
                    "lxcvirt/host/_tuning.py"):
         assert wanted in inside, wanted
     assert any(n.endswith("licenses/LICENSE") for n in inside)
+    assert any(n.endswith(".data/data/share/man/man1/lxcvirt.1") for n in inside)
     checked = subprocess.run([sys.executable, "-m", "twine", "check", str(sdist), str(wheel)],
                              capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -149,3 +150,15 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
     assert ok.returncode == 0, ok.stdout
     wrong = mypy(bad)
     assert wrong.returncode == 1 and 'incompatible type "int"' in wrong.stdout, wrong.stdout
+
+
+def test_the_shipped_man_page_is_the_clis() -> None:
+    """man/lxcvirt.1 is what lxcvirt._man makes of the CLI now: regenerate it with
+    `python -m lxcvirt._man > man/lxcvirt.1` after changing a command or its help."""
+    from lxcvirt._man import render_man
+
+    page = render_man()
+    assert (REPO / "man" / "lxcvirt.1").read_text() == page
+    for command in ("apply", "start", "set", "stats", "events", "edit", "autostart list"):
+        assert f'.SS "lxcvirt {command} ' in page, command
+    assert "\\-\\-memory\\-limit" in page  # options, with roff's minus signs
