@@ -436,7 +436,9 @@ def connect_error(uri: str, exc: libvirt.libvirtError) -> LxcvirtError:
     return DaemonUnreachable(
         f"cannot connect to {uri}: {msg} (is libvirtd running?)",
         code=code,
-        hint="start libvirtd (on a checkout of lxcvirt: scripts/host-setup)",
+        hint="start libvirtd: `systemctl start libvirtd`, or `libvirtd -d` where there is "
+             "no systemd (lxcvirt's source, sdist included, has scripts/host-setup for a "
+             "whole host)",
     )
 
 

@@ -206,3 +206,10 @@ def test_help_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Commands:" in capsys.readouterr().out
     assert main(["help", "nope"]) == 1
     assert "no command 'nope'" in capsys.readouterr().err
+
+
+def test_no_daemon_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-c", "lxc:///system?socket=/nonexistent/sock", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lxcvirt: error: cannot connect to lxc:///system?socket=")
+    assert "systemctl start libvirtd" in err and len(err.splitlines()) == 1
