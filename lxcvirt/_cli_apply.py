@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import emit, json_flag, note, want_json
+from ._cli_common import complete_hosts, emit, json_flag, note, want_json
 
 
 def _print_item(prefix: str, item: Any, text: str, diff: str) -> None:
@@ -69,13 +69,15 @@ def _print(result: Any, many_hosts: bool) -> None:
     "--restart", is_flag=True, help="Restart running containers whose definition changed."
 )
 @click.option(
-    "-i", "--inventory", type=click.Path(dir_okay=False), help="TOML file: host name = URI."
+    "-i", "--inventory", type=click.Path(dir_okay=False), is_eager=True,
+    help="TOML file: host name = URI."
 )
 @click.option(
     "--host",
     "hosts",
     multiple=True,
     metavar="NAME|URI",
+    shell_complete=complete_hosts,
     help="Apply on this host only (repeatable; default: every inventory host).",
 )
 @click.option(

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ._cli_common import complete_names, emit, json_option, shown, want_json
+from ._cli_common import complete_groups, complete_names, emit, json_option, shown, want_json
 
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
@@ -82,6 +82,7 @@ def autostart() -> None:
 @click.option("--time", "time_", type=click.IntRange(min=0), metavar="S",
               help="Seconds to wait for NAME to run before going on (0: don't wait).")
 @click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+              shell_complete=complete_groups,
               help="Member of group G (repeat, or G1,G2; replaces the list).")
 @click.option("--clear-groups", is_flag=True, help="Member of no group.")
 @click.option("--after", "after", multiple=True, metavar="NAME", callback=comma_list,
@@ -117,6 +118,7 @@ def settings_command(
 
 @autostart.command(name="list")
 @click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+              shell_complete=complete_groups,
               help="Only group G (repeat or G1,G2: in this order; '' = no group).")
 @click.option("--ignore-auto", is_flag=True, help="Include containers with auto off.")
 @json_option
@@ -173,6 +175,7 @@ def _common(action: str) -> list[Callable[[Any], Any]]:
         click.option("--all", "all_", is_flag=True,
                      help=f"{action.capitalize()} the autostart set in order (see `autostart`)."),
         click.option("--group", "groups", multiple=True, metavar="G", callback=comma_list,
+              shell_complete=complete_groups,
                      help="With --all: only group G (repeat or G1,G2: in this order; '' = "
                           "no group)."),
         click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",

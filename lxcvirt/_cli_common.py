@@ -217,3 +217,40 @@ def complete_names(ctx: click.Context, _param: click.Parameter,
     except (LxcvirtError, OSError):
         return []
     return [CompletionItem(n) for n in found if n.startswith(incomplete)]
+
+
+def complete_groups(ctx: click.Context, _param: click.Parameter,
+                    incomplete: str) -> list[Any]:
+    """Shell completion of autostart groups: those the containers on the daemon name."""
+    from click.shell_completion import CompletionItem
+
+    from .errors import LxcvirtError
+    from .host import Host
+
+    root = ctx.find_root()
+    uri = root.params.get("uri") if root is not None else None
+    try:
+        with Host(uri, preflight=lambda _h: None) as host:
+            groups = {g for s in host.list(all=True) if s.autostart is not None
+                      for g in s.autostart.groups}
+    except (LxcvirtError, OSError):
+        return []
+    return [CompletionItem(g) for g in sorted(groups) if g.startswith(incomplete)]
+
+
+def complete_hosts(ctx: click.Context, _param: click.Parameter,
+                   incomplete: str) -> list[Any]:
+    """Shell completion of --host: the host names of the inventory given with -i."""
+    from click.shell_completion import CompletionItem
+
+    from .errors import LxcvirtError
+    from .inventory import load_inventory
+
+    path = ctx.params.get("inventory")
+    if not path:
+        return []
+    try:
+        names = load_inventory(path).names
+    except (LxcvirtError, OSError):
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]

@@ -499,7 +499,8 @@ def test_libvirts_own_autostart_flag_shows_in_list_and_status(
         libvirt_conn.lookupByName(name).setAutostart(0)
 
 
-def test_completion_offers_container_names(host: Any, names: Any, busybox_root: Path) -> None:
+def test_completion_offers_container_names(host: Any, names: Any, busybox_root: Path,
+                                           tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -520,3 +521,13 @@ def test_completion_offers_container_names(host: Any, names: Any, busybox_root: 
     assert name not in complete(f"lxcvirt start zz{prefix}", 2)
     # a daemon that does not answer: no names, no error
     assert complete(f"lxcvirt -c lxc:///system?socket=/nonexistent start {prefix}", 4) == []
+    # autostart groups the containers name, and the hosts of an inventory
+    from lxcvirt import autostart
+
+    group = f"cg{os.getpid()}"
+    autostart.update(host, name, groups=(group,))
+    assert complete(f"lxcvirt start --all --group {group[:-1]}", 4) == [group]
+    assert group in complete("lxcvirt autostart list --group cg", 4)
+    inventory = tmp_path / "hosts.toml"
+    inventory.write_text('[hosts]\nweb1 = "lxc:///"\nweb2 = "lxc:///"\ndb = "lxc:///"\n')
+    assert complete(f"lxcvirt apply -i {inventory} --host web", 5) == ["web1", "web2"]
