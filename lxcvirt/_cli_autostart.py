@@ -23,7 +23,6 @@ _SETTING_OPTIONS = ("--enable", "--disable", "--priority", "--time", "--after",
                     "--clear-groups", "--clear-after")
 
 
-
 def comma_list(_ctx: Any, _param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
     """A repeatable option that also takes comma lists (``-g web,db`` as ``lxc-autostart
     -g`` does); ``''`` alone still means "no group"."""
@@ -31,6 +30,7 @@ def comma_list(_ctx: Any, _param: Any, value: tuple[str, ...]) -> tuple[str, ...
     for item in value:
         out += [""] if item == "" else [p.strip() for p in item.split(",") if p.strip()]
     return tuple(out)
+
 
 def _settings_line(a: Any) -> str:
     return (f"{'yes' if a.auto else 'no'}, priority {a.priority}, time {a.time} s, "
@@ -55,6 +55,16 @@ class AutostartGroup(click.Group):
         if first.startswith("-"):
             return super().resolve_command(ctx, args)
         return "NAME", settings_command, args
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The group's options and commands, then what ``autostart NAME`` takes (--enable,
+        --priority, ...), which are not options of the group itself."""
+        super().format_options(ctx, formatter)
+        sub = click.Context(settings_command, info_name="NAME", parent=ctx)
+        records = [p.get_help_record(sub) for p in settings_command.get_params(sub)
+                   if isinstance(p, click.Option)]
+        with formatter.section("Options of autostart NAME"):
+            formatter.write_dl([r for r in records if r is not None])
 
 
 @click.group(cls=AutostartGroup, invoke_without_command=False, no_args_is_help=True,

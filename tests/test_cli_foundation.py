@@ -213,3 +213,13 @@ def test_no_daemon_says_how_to_start_one(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert err.startswith("lxcvirt: error: cannot connect to lxc:///system?socket=")
     assert "systemctl start libvirtd" in err and len(err.splitlines()) == 1
+
+
+def test_autostart_help_shows_the_options_of_autostart_name(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["autostart", "--help"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("Options of autostart NAME:")[1]
+    for option in ("--enable / --disable", "--priority", "--time", "--group", "--after"):
+        assert option in section, option
