@@ -31,11 +31,16 @@ def _help_text(cmd: click.Command) -> str:
 def _options(cmd: click.Command, ctx: click.Context) -> list[str]:
     out = []
     for param in cmd.get_params(ctx):
-        record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+        # The help option is written once, the same everywhere: click builds it per
+        # context (and caches it), so its names would depend on what ran before.
+        if not isinstance(param, click.Option) or "--help" in param.opts:
+            continue
+        record = param.get_help_record(ctx)
         if record is None:
             continue
         opts, text = record
         out.append(".TP\n\\fB" + _roff(opts).replace("-", "\\-") + "\\fR\n" + _roff(text))
+    out.append(".TP\n\\fB\\-h, \\-\\-help\\fR\nShow this message and exit.")
     return out
 
 
