@@ -86,10 +86,27 @@ def status_ids(pid: int) -> tuple[int, int]:
     return int(fields["Uid"][0]), int(fields["Gid"][0])
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""  # ended meanwhile
+
+
 def descendants(pid: int) -> list[int]:
+    """The processes under ``pid``; one that ends while we look (lxcvirt's start-up runs
+    short-lived helpers) is left out, not an error."""
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
             out += [int(child), *descendants(int(child))]
     return out
 
@@ -122,8 +139,7 @@ def test_exec_runs_as_the_containers_root(host: Any, running: str, scratch: Path
     try:
         deadline = time.monotonic() + 10
         while True:
-            sleeps = [p for p in descendants(proc.pid)
-                      if Path(f"/proc/{p}/comm").read_text().strip() == "sleep"]
+            sleeps = [p for p in descendants(proc.pid) if _comm(p) == "sleep"]
             if sleeps or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
