@@ -14,7 +14,14 @@ from ..errors import (
     LxcvirtError,
     StartFailed,
 )
-from ..host import RECONNECT_WAIT, Host, LifecycleWatch, running_when_back, set_limits
+from ..host import (
+    RECONNECT_WAIT,
+    Host,
+    LifecycleWatch,
+    deaths_since,
+    running_when_back,
+    set_limits,
+)
 from ..rootfs import ensure_roots
 from ..spec import Autostart
 from ._plan import (
@@ -240,12 +247,13 @@ def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
         return
     names = [(results[i].name, t) for i, t in started]
     watch.wait_window(max(t for _, t in started) + settle, names)
-    for i, _since in started:
+    for i, since in started:
         r = results[i]
         try:
-            # The state decides: a death the watch saw may have been followed by a start
-            # again (start() does so when libvirtd lost the container's monitor).
-            alive = bool(target.domain(r.name).isActive())
+            # A death counts from the last start on (start() starts a container again
+            # when libvirtd lost its monitor), whatever libvirt says of its state after.
+            since = deaths_since(target.uri, r.name, since)
+            alive = not watch.died(r.name, since) and bool(target.domain(r.name).isActive())
         except DaemonUnreachable:
             # Lost libvirtd while watching: what runs once it is back decides.
             alive = running_when_back(target.uri, r.name,

@@ -22,7 +22,7 @@ from ..errors import (
     LxcvirtError,
     NotFound,
 )
-from ..host import RECONNECT_WAIT, LifecycleWatch, running_when_back
+from ..host import RECONNECT_WAIT, LifecycleWatch, deaths_since, running_when_back
 from ._boot import run_lock
 from ._plan import Plan, plan
 from ._settings import entries
@@ -226,7 +226,7 @@ def _run_start(
             if not dep.outcome.ok:
                 what = "failed" if dep.outcome.result == "failed" else "was skipped"
                 why = f"follows {dep.name}, which {what}"
-            elif watch.died(dep.name, dep.t_begin):
+            elif watch.died(dep.name, deaths_since(host.uri, dep.name, dep.t_begin)):
                 why = f"follows {dep.name}, which stopped after it started"
             if why:
                 job.finish(Outcome(job.name, "skip", "skipped", False, reason=why,
@@ -280,10 +280,11 @@ def _run_start(
     for name in the_plan.order():
         o = jobs[name].outcome
         assert o is not None
-        # The state decides; the event only when the daemon does not answer (a death
-        # the event saw may have been followed by a start again, see LifecycleWatch).
-        active = _active(host, name) if o.result == "started" else True
-        if active is False or (active is None and watch.died(name, jobs[name].t_begin)):
+        # A death counts from the last start on (start() starts a container again when
+        # libvirtd lost its monitor), whatever libvirt says of its state after.
+        since = deaths_since(host.uri, name, jobs[name].t_begin)
+        if o.result == "started" and (watch.died(name, since)
+                                      or _active(host, name) is False):
             o = replace(o, result="failed", ok=False, reason=(
                 f"stopped right after it started (its init exited); see its log, "
                 f"/var/log/libvirt/lxc/{name}.log"))

@@ -442,6 +442,9 @@ class Host:
         for _ in range(tries):
             if self._start_once(dom, name, settle, timeout):
                 return self.status_of(dom)
+            # Destroyed to be started again: its death so far is not the new one's.
+            with _RESTARTED_LOCK:
+                RESTARTED[(self.uri, name)] = time.monotonic()
         raise StartFailed(
             f"{name} started, but libvirt did not learn its init pid (its monitor lost the "
             f"container's controller, {tries} times), so it could not be stopped "
@@ -544,6 +547,18 @@ class Host:
             self.stop(name, timeout=timeout)
         if dom.isPersistent():
             _libvirt.call(f"undefining {name}", dom.undefine)
+
+
+#: (uri, name) -> when start() last destroyed a container whose monitor libvirtd lost, to
+#: start it again (monotonic): a watch of its start counts deaths from then on only.
+RESTARTED: dict[tuple[str, str], float] = {}
+_RESTARTED_LOCK = threading.Lock()
+
+
+def deaths_since(uri: str, name: str, since: float) -> float:
+    """``since``, or later when start() restarted ``name`` after it (see RESTARTED)."""
+    with _RESTARTED_LOCK:
+        return max(since, RESTARTED.get((uri, name), since))
 
 
 def running_when_back(uri: str, name: str, deadline: float) -> bool | None:

@@ -66,19 +66,12 @@ class LifecycleWatch:
                 self.cond.wait(min(left, 1.0))
 
     def _stopped_at(self, name: str) -> float:
-        # A death followed by a start does not count: start() destroys and starts again
-        # a container whose monitor libvirtd lost, which is not an init that exited.
-        last = -1.0
-        for _u, n, e, t in self.events:
-            if n == name and e in _DEATHS:
-                last = t
-            elif n == name and e == libvirt.VIR_DOMAIN_EVENT_STARTED:
-                last = -1.0
-        return last
+        return max((t for _u, n, e, t in self.events if n == name and e in _DEATHS), default=-1.0)
 
     def died(self, name: str, since: float) -> bool:
-        """True when ``name`` stopped at or after ``since`` (monotonic) and was not started
-        again since."""
+        """True when ``name`` stopped at or after ``since`` (monotonic).  A STARTED event
+        after it does not undo it: libvirt can report an init that exited at once as
+        stopped and then started (the two events out of order) and keep it "running"."""
         with self.cond:
             return self._stopped_at(name) >= since
 
