@@ -200,12 +200,9 @@ def limits_text(s: Any) -> str:
     return ", ".join(parts) or "-"
 
 
-def complete_names(ctx: click.Context, _param: click.Parameter,
-                   incomplete: str) -> list[Any]:
-    """Shell completion of container names, from the daemon at -c (or the default URI);
-    nothing, never an error, when it does not answer."""
-    from click.shell_completion import CompletionItem
-
+def _statuses(ctx: click.Context) -> list[Any]:
+    """Every container on the daemon at -c (or the default URI), for completion; none,
+    never an error, when it does not answer."""
     from .errors import LxcvirtError
     from .host import Host
 
@@ -213,9 +210,17 @@ def complete_names(ctx: click.Context, _param: click.Parameter,
     uri = root.params.get("uri") if root is not None else None
     try:
         with Host(uri, preflight=lambda _h: None) as host:
-            found = sorted(s.name for s in host.list(all=True))
+            return host.list(all=True)
     except (LxcvirtError, OSError):
         return []
+
+
+def complete_names(ctx: click.Context, _param: click.Parameter,
+                   incomplete: str) -> list[Any]:
+    """Shell completion of container names."""
+    from click.shell_completion import CompletionItem
+
+    found = sorted(s.name for s in _statuses(ctx))
     return [CompletionItem(n) for n in found if n.startswith(incomplete)]
 
 
@@ -224,17 +229,7 @@ def complete_groups(ctx: click.Context, _param: click.Parameter,
     """Shell completion of autostart groups: those the containers on the daemon name."""
     from click.shell_completion import CompletionItem
 
-    from .errors import LxcvirtError
-    from .host import Host
-
-    root = ctx.find_root()
-    uri = root.params.get("uri") if root is not None else None
-    try:
-        with Host(uri, preflight=lambda _h: None) as host:
-            groups = {g for s in host.list(all=True) if s.autostart is not None
-                      for g in s.autostart.groups}
-    except (LxcvirtError, OSError):
-        return []
+    groups = {g for s in _statuses(ctx) if s.autostart is not None for g in s.autostart.groups}
     return [CompletionItem(g) for g in sorted(groups) if g.startswith(incomplete)]
 
 

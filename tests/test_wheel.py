@@ -23,6 +23,24 @@ print(checked.name)
 """
 
 
+def _venv_with(wheel: Path, tmp_path: Path) -> Path:
+    """A fresh virtualenv with ``wheel`` installed; its dependencies come from ours (a
+    .pth line, which does not run our venv's own .pth files: the editable install of the
+    source tree stays out of it)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    deps = [p for p in site.getsitepackages() if "site-packages" in p]
+    Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+                    "--no-deps", str(wheel)], check=True, cwd=tmp_path)
+    return venv
+
+
 @pytest.mark.slow
 def test_wheel_renders_and_validates_outside_the_tree(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
@@ -32,22 +50,8 @@ def test_wheel_renders_and_validates_outside_the_tree(tmp_path: Path) -> None:
         check=True, cwd=tmp_path,
     )
     (wheel,) = dist.glob("lxcvirt-*.whl")
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    venv = _venv_with(wheel, tmp_path)
     py = venv / "bin" / "python"
-    purelib = subprocess.run(
-        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    # The fresh venv gets its dependencies from ours (a .pth line, which does not run our
-    # venv's own .pth files: the editable install of the source tree stays out of it).
-    deps = [p for p in site.getsitepackages() if "site-packages" in p]
-    Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
-         str(wheel)],
-        check=True, cwd=tmp_path,
-    )
     spec = REPO / "tests" / "data" / "specs" / "mounts.toml"
     out = subprocess.run(
         [py, "-c", SCRIPT, str(spec)], capture_output=True, text=True, cwd=tmp_path, check=False
@@ -125,17 +129,7 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
                              capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # a user script against the installed wheel
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    purelib = subprocess.run(
-        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
-                    "--no-deps", str(wheel)], check=True, cwd=tmp_path)
-    deps = [p for p in site.getsitepackages() if "site-packages" in p]
-    Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
+    py = _venv_with(wheel, tmp_path) / "bin" / "python"
     good, bad = tmp_path / "good.py", tmp_path / "bad.py"
     good.write_text(USER_SCRIPT)
     bad.write_text(USER_SCRIPT + "\nmake(3)\n")
