@@ -34,6 +34,8 @@ LXC_LOG_DIR = Path("/var/log/libvirt/lxc")
 #: sharing 2 CPUs); a lost monitor never delivers it, and on a daemon whose logs are not ours to
 #: read (remote, or in another mount namespace) nothing else says so.
 INIT_PID_WAIT = 3.0
+#: Seconds to wait for the STOPPED event of a container destroyed to be started again.
+OWN_DEATH_WAIT = 5.0
 
 
 def monitor_lost(host: Host, name: str) -> bool:
@@ -148,6 +150,10 @@ def start_once(host: Host, dom: Domain, name: str, settle: float, timeout: float
             # ~1 in 300 with 20 threads on one daemon.  Such a container cannot be shut
             # down gracefully nor entered: destroy it (start() starts it once more).
             destroy_domain(dom, name)
+            # Wait for the destroy's own STOPPED event: start() counts deaths from its
+            # return on, so that event must not reach a watch after it (each watch gets
+            # its own copy from libvirtd, in the order they were registered).
+            watch.wait_for(stopped_events, OWN_DEATH_WAIT, lambda: False)
             return False
         if stopped():
             init = dom_init(dom)
