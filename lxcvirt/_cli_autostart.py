@@ -142,11 +142,11 @@ def list_command(obj: Any, groups: tuple[str, ...], ignore_auto: bool, as_json: 
         emit(the_plan.to_list())
         return
     rows = [("NAME", "PRIORITY", "TIME", "GROUPS", "AFTER", "WAVE")]
-    for item in the_plan.to_list():
-        rows.append((shown(str(item["name"])), str(item["priority"]), str(item["time"]),
-                     ",".join(item["groups"]) or "-",  # type: ignore[arg-type]
-                     ",".join(item["after"]) or "-",  # type: ignore[arg-type]
-                     str(item["wave"])))
+    for i, w in enumerate(the_plan.waves):
+        for n in w.names:
+            a = the_plan.entries[n].settings
+            rows.append((shown(n), str(a.priority), str(a.time), ",".join(a.groups) or "-",
+                         ",".join(a.after) or "-", str(i)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -277,8 +277,10 @@ def start_all_command(
             click.echo(f"lxcvirt: note: {note}", err=True)
         if not switch.allowed:
             if as_json:
-                emit({"action": "start", "skipped": True, "reason": switch.reason,
-                      "containers": []})
+                from ._outcome import report as outcome_report
+
+                emit(outcome_report("start", [], seconds=0.0, notes=[switch.reason],
+                                    skipped=True))
             else:
                 click.echo(f"lxcvirt: {switch.reason}")
             return 0

@@ -8,7 +8,7 @@ import click
 
 from ._cli_common import emit, json_option, want_json
 
-_LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "N/A", "ok": "OK"}
+_LABELS = {"fail": "FAIL", "warn": "WARN", "unknown": "UNKNOWN", "ok": "OK"}
 
 
 @click.command(name="check")
@@ -35,7 +35,8 @@ def check(
 
     \b
     Levels: FAIL (a container will not start), WARN (it starts, something is missing),
-    N/A (not checkable: a remote URI, files only root may read), OK.
+    UNKNOWN (not checkable: a remote URI, files only root may read), OK.  --json says
+    the same levels in lower case.
     """
     from .checks import run_checks
 
@@ -48,8 +49,8 @@ def check(
     for f in report.findings:
         if problems and f.level == "ok":
             continue
-        click.echo(f"{_LABELS[f.level]:<5} {f.check:<{width}}  {f.what}")
-        pad = " " * (width + 8)
+        click.echo(f"{_LABELS[f.level]:<7} {f.check:<{width}}  {f.what}")
+        pad = " " * (width + 10)
         if f.level != "ok" and f.why:
             click.echo(f"{pad}why: {f.why}")
         if f.level != "ok" and f.fix:
@@ -57,6 +58,6 @@ def check(
     c = report.counts()
     click.echo(
         f"verdict: {report.verdict} ({c['fail']} fail, {c['warn']} warn, "
-        f"{c['unknown']} not checkable, {c['ok']} ok)"
+        f"{c['unknown']} unknown, {c['ok']} ok)"
     )
     return report.exit_code

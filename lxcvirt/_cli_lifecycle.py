@@ -3,6 +3,7 @@ status, dumpxml, exec."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from ._cli_common import (
     want_json,
     with_options,
 )
+from ._outcome import outcome
 
 _MODE_OPTION = click.option(
     "--mode", metavar="METHOD", default=None,
@@ -37,49 +39,52 @@ host_emulator_option = click.option(
     "--host-emulator", is_flag=True, help="Rewrite <emulator> to the host's LXC emulator."
 )
 
-#: What one container's verb returns: its JSON object and its text line.
+#: What one container's verb returns: its outcome (see lxcvirt._outcome) and its text line.
 Done = tuple[dict[str, object], str]
 
 
-def each(state: State, names: tuple[str, ...], act: Callable[[str], Done],
-         as_json: bool, *, many: bool = False) -> int | None:
-    """Carry out a verb on every name, in the order given.
+def each(state: State, names: tuple[str, ...], act: Callable[[str], Done], as_json: bool,
+         action: str, *, many: bool = False) -> int | None:
+    """Carry out ``action`` on every name, in the order given.
 
-    One name (and not ``many``, as --all is): as a single command (its error is the
-    command's error, exit 1).  Several:
-    each is reported (a line, or an entry of ``containers`` in JSON with ``ok`` and
-    ``error``) and the others go on; exit 0 when all were done, 2 when some failed, 1 when
-    every one did.
+    Text: one name (and not ``many``, as --all is) is a single command (its error is the
+    command's error, exit 1); with several each is said on its line and the others go on.
+    JSON: always a report (lxcvirt._outcome.report), an outcome per name with ``ok`` and
+    ``error``.  Exit 0 when all were done, 2 when some failed, 1 when every one did.
     """
+    from ._outcome import report
     from .errors import LxcvirtError
 
     as_json = want_json(state, as_json)
-    if len(names) == 1 and not many:
-        data, line = act(names[0])
-        if as_json:
-            emit(data)
-        else:
-            click.echo(line)
+    if len(names) == 1 and not many and not as_json:
+        click.echo(act(names[0])[1])
         return None
+    began = time.monotonic()
     results: list[dict[str, object]] = []
-    failed = 0
     for name in dict.fromkeys(names):  # a name given twice is done once
+        t0 = time.monotonic()
         try:
             data, line = act(name)
         except LxcvirtError as exc:
-            failed += 1
-            first = str(exc).splitlines()[0]
-            results.append({"name": name, "ok": False, "kind": exc.kind, "error": first})
-            if not as_json:
-                click.echo(f"lxcvirt: error: {first}", err=True)
+            lines = str(exc).splitlines() or [exc.kind]
+            extra = {"hint": exc.hint} if exc.hint else {}
+            results.append(outcome(name, action, "failed", ok=False,
+                                   seconds=time.monotonic() - t0, error=exc.kind,
+                                   message=lines[0], **extra))
+            if not as_json or len(names) == 1:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                click.echo(f"lxcvirt: error: {lines[0]}{hint}", err=True)
+                if len(names) == 1:  # the log tail of a failed start, as a single command
+                    for line in lines[1:]:
+                        click.echo(line, err=True)
             continue
-        results.append({**data, "name": name, "ok": True, "error": None})
+        results.append(data)
         if not as_json:
             click.echo(line)
-    code = 0 if not failed else 1 if failed == len(results) else 2
+    out = report(action, results, seconds=time.monotonic() - began)
     if as_json:
-        emit({"containers": results, "ok": failed == 0, "exit_code": code})
-    return code
+        emit(out)
+    return int(str(out["exit_code"]))
 
 
 def _print_define(result: Any, show_diff: bool) -> None:
@@ -153,12 +158,16 @@ def start(
     def act(name: str) -> Done:
         now = host.status(name)
         if now.state == "running":  # as stop of a stopped one: done, and said
-            return ({**now.to_dict(), "already": True},
+            return (outcome(name, "start", "already running", status=now.to_dict()),
                     f"{name}: already running (id {now.id})")
+        t0 = time.monotonic()
         status = host.start(name, check=not no_check, settle=settle, timeout=timeout)
-        return {**status.to_dict(), "already": False}, f"{name}: running (id {status.id})"
+        result = "resumed" if now.state == "paused" else "started"
+        return (outcome(name, "start", result, seconds=time.monotonic() - t0,
+                        status=status.to_dict()),
+                f"{name}: running (id {status.id})")
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, "start")
 
 
 @click.command()
@@ -192,7 +201,8 @@ def create(
         src, host_emulator=host_emulator, check=not no_check, settle=settle, timeout=timeout,
     )
     if want_json(state, as_json):
-        out: dict[str, object] = {"define": result.to_dict(), "status": status.to_dict()}
+        out = result.to_dict("create")
+        out["status"] = status.to_dict()
         if built:
             out["rootfs"] = [r.to_dict() for r in built]
         emit(out)
@@ -243,7 +253,7 @@ def stop(
                                       f"({result.method})")
         return result.to_dict(), f"{name}: {result.how}"
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, "stop")
 
 
 _NAMES = click.argument("names", nargs=-1, required=True, metavar="NAME...",
@@ -287,7 +297,7 @@ def reboot(state: State, names: tuple[str, ...], timeout: float, mode: str | Non
         return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s "
                                   f"({result.method}), running (id {result.status.id})")
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, "reboot")
 
 
 @click.command()
@@ -308,10 +318,10 @@ def restart(state: State, names: tuple[str, ...], all_: bool, timeout: float,
 
     def act(name: str) -> Done:
         result = host.restart(name, timeout=timeout, mode=mode, check=not no_check)
-        return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s, "
-                                  f"running (id {result.status.id})")
+        return result.to_dict("restart"), (f"{name}: {result.how} in {result.seconds:.1f} s, "
+                                           f"running (id {result.status.id})")
 
-    return each(state, names, act, as_json, many=all_)
+    return each(state, names, act, as_json, "restart", many=all_)
 
 
 @click.command()
@@ -341,10 +351,17 @@ def _freezer(state: State, names: tuple[str, ...], all_: bool, as_json: bool, ve
     call = host.suspend if verb == "suspend" else host.resume
 
     def act(name: str) -> Done:
+        before = host.status(name).state
+        t0 = time.monotonic()
         status = call(name)
-        return status.to_dict(), f"{name}: {status.state}"
+        done = {"suspend": ("paused", "suspended", "already suspended"),
+                "resume": ("running", "resumed", "already running")}[verb]
+        result = done[2] if before == done[0] else done[1]
+        return (outcome(name, verb, result, seconds=time.monotonic() - t0,
+                        status=status.to_dict()),
+                f"{name}: {status.state}" + (f" ({result})" if before == done[0] else ""))
 
-    return each(state, names, act, as_json, many=all_)
+    return each(state, names, act, as_json, verb, many=all_)
 
 
 @click.command()
@@ -357,11 +374,10 @@ def destroy(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
 
     def act(name: str) -> Done:
         if host.status(name).id is None:  # shut off: as stop says, already stopped
-            return {"name": name, "how": "already stopped", "seconds": 0.0, "method": ""}, \
-                f"{name}: already stopped"
-        return host.destroy(name).to_dict(), f"{name}: destroyed"
+            return outcome(name, "destroy", "already stopped"), f"{name}: already stopped"
+        return host.destroy(name).to_dict("destroy"), f"{name}: destroyed"
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, "destroy")
 
 
 @click.command()
@@ -377,10 +393,12 @@ def undefine(state: State, names: tuple[str, ...], force: bool, timeout: float,
     host = state.host()
 
     def act(name: str) -> Done:
+        t0 = time.monotonic()
         host.undefine(name, force=force, timeout=timeout)
-        return {"name": name, "undefined": True}, f"{name}: undefined"
+        return (outcome(name, "undefine", "undefined", seconds=time.monotonic() - t0),
+                f"{name}: undefined")
 
-    return each(state, names, act, as_json)
+    return each(state, names, act, as_json, "undefine")
 
 
 def _autostart_cell(s: Any) -> str:

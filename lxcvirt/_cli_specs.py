@@ -58,14 +58,15 @@ def validate(state: State, files: Sequence[str], as_json: bool) -> int:
 
     results = check_files(files)
     if want_json(state, as_json):
-        emit(
-            [
-                {"file": f, "valid": err is None,
-                 "warnings": [w.to_dict() for w in warns]}
-                | ({} if err is None else _error_dict(err))
-                for f, err, warns in results
-            ]
-        )
+        checked: list[dict[str, object]] = [
+            {"file": f, "valid": err is None, "error": None, "message": None,
+             "warnings": [w.to_dict() for w in warns]}
+            | ({} if err is None else _error_dict(err))
+            for f, err, warns in results
+        ]
+        bad = sum(1 for f in checked if not f["valid"])
+        emit({"ok": bad == 0, "exit_code": EXIT_ERROR if bad else 0,
+              "counts": {"valid": len(checked) - bad, "invalid": bad}, "files": checked})
     else:
         for f, err, warns in results:
             for w in warns:
@@ -82,4 +83,4 @@ def validate(state: State, files: Sequence[str], as_json: bool) -> int:
 def _error_dict(err: Exception) -> dict[str, object]:
     if isinstance(err, LxcvirtError):
         return err.to_dict()
-    return {"error": "error", "message": str(err)}
+    return {"error": "file", "message": str(err)}

@@ -204,7 +204,8 @@ def test_failed_start_is_partial(
     assert rc == 2 and out["exit_code"] == 2 and not out["ok"]
     results = {r["name"]: r for r in out["hosts"][0]["results"]}
     assert results[broken]["done"] == ["created"] and not results[broken]["ok"]
-    assert "no-such-root" in results[broken]["error"]
+    assert results[broken]["error"] == "start-failed"
+    assert "no-such-root" in results[broken]["message"]
     assert results[ok1]["ok"] and results[ok2]["ok"]
     assert state_of(host, ok1) == state_of(host, ok2) == "running"
     assert state_of(host, broken) == "shut off"  # defined, not lost
@@ -362,7 +363,8 @@ def test_an_unreachable_host_says_why(
     assert f"host {uri}: FAILED: cannot connect to {uri}" in out, out
     assert main(["-c", uri, "apply", "--json", str(tmp_path)]) == 2
     data = json.loads(capsys.readouterr().out)
-    assert data["hosts"][0]["error"].startswith(f"cannot connect to {uri}")
+    assert data["hosts"][0]["error"] == "unreachable"
+    assert data["hosts"][0]["message"].startswith(f"cannot connect to {uri}")
 
 
 def test_restart_needed_is_remembered_until_the_restart(

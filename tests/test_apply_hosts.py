@@ -54,7 +54,7 @@ def test_an_inventory_is_applied_in_parallel_and_a_dead_host_says_why(
     assert report["project"] == "fleet"
     by_host = {h["host"]: h for h in report["hosts"]}
     assert list(by_host) == [f"h{i}" for i in range(HOSTS)]  # the inventory's order
-    assert by_host["h2"]["error"].startswith(f"cannot connect to {dead.uri}")
+    assert by_host["h2"]["message"].startswith(f"cannot connect to {dead.uri}")
     assert by_host["h2"]["results"] == []
     for i, d in enumerate(daemons):
         if d is dead:
@@ -86,7 +86,8 @@ def test_an_inventory_is_applied_in_parallel_and_a_dead_host_says_why(
     report = json.loads(capsys.readouterr().out)
     assert code == 2, report
     by_host = {h["host"]: h for h in report["hosts"]}
-    assert by_host["h1"]["error"].startswith(f"another run against {busy.uri} holds the lock")
-    assert f"pid {os.getpid()} (start --all)" in by_host["h1"]["error"]
+    assert by_host["h1"]["error"] == "locked"
+    assert by_host["h1"]["message"].startswith(f"another run against {busy.uri} holds the lock")
+    assert f"pid {os.getpid()} (start --all)" in by_host["h1"]["message"]
     assert by_host["h0"]["error"] is None and by_host["h3"]["error"] is None
     assert all(not r["done"] and r["ok"] for h in ("h0", "h3") for r in by_host[h]["results"])

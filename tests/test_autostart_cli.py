@@ -94,8 +94,9 @@ def test_set_and_show_settings(run: Run, make: Callable[..., str], group: str) -
                      "--group", group, "--group", "extra", "--json")
     assert rc == 0
     data = json.loads(out)
-    assert (data["auto"], data["priority"], data["time"]) == (True, 3, 2)
-    assert data["groups"] == [group, "extra"] and data["changed"] is True
+    a = data["autostart"]
+    assert (a["auto"], a["priority"], a["time"]) == (True, 3, 2)
+    assert a["groups"] == [group, "extra"] and data["changed"] is True
     rc, out, _ = run("autostart", name)
     assert rc == 0
     assert out.strip() == f"{name}: yes, priority 3, time 2 s, groups {group},extra, after -"

@@ -349,7 +349,7 @@ def test_cli_check_text_shows_the_remedy(
     code = main(["check", "--root", str(root), "--problems"])
     text = capsys.readouterr().out
     assert code == 1
-    assert text.startswith("FAIL  daemon.cgroups")
+    assert text.startswith("FAIL    daemon.cgroups")
     assert "fix: run libvirtd in a private mount namespace" in text
     assert "verdict: fail" in text
     assert "OK " not in text

@@ -53,9 +53,12 @@ def test_validate_exit_codes(files: list[Path], code: int) -> None:
 def test_validate_json() -> None:
     code, out, _ = invoke("validate", "--json", str(GOOD), str(BAD))
     data = json.loads(out)
-    assert code == 1
-    assert [d["valid"] for d in data] == [True, False]
-    assert data[1]["error"] == "spec" and "memroy" in data[1]["message"]
+    assert code == 1 and data["exit_code"] == 1 and not data["ok"]
+    assert data["counts"] == {"valid": 1, "invalid": 1}
+    files = data["files"]
+    assert [d["valid"] for d in files] == [True, False]
+    assert files[0]["error"] is None and files[0]["message"] is None
+    assert files[1]["error"] == "spec" and "memroy" in files[1]["message"]
 
 
 @pytest.mark.parametrize(

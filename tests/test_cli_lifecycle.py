@@ -76,7 +76,8 @@ def test_define_idempotent_with_diff(names: Any, spec_file: Any) -> None:
     assert any(ln.startswith("+") and "98304" in ln for ln in lines)
     code, out, _ = invoke("define", "--json", str(spec_file(name, memory="96MiB")))
     assert json.loads(out) == {
-        "name": name, "action": "unchanged", "diff": "", "restart_needed": False,
+        "name": name, "action": "define", "result": "unchanged", "ok": True, "seconds": 0.0,
+        "error": None, "message": None, "diff": "", "restart_needed": False,
     }
 
 
@@ -86,7 +87,7 @@ def test_full_cycle_json(names: Any, spec_file: Any) -> None:
     code, out, _ = invoke("create", "--no-check", "--json", str(spec_file(name, extra=extra)))
     assert code == 0
     data = json.loads(out)
-    assert data["define"]["action"] == "created"
+    assert (data["action"], data["result"]) == ("create", "created")
     assert data["status"]["state"] == "running" and data["status"]["id"] > 0
 
     code, out, _ = invoke("status", "--json", name)
@@ -110,7 +111,7 @@ def test_full_cycle_json(names: Any, spec_file: Any) -> None:
     assert out.startswith("<domain type='lxc'>") and f"<name>{name}</name>" in out
 
     code, out, _ = invoke("stop", "--json", name)
-    assert code == 0 and json.loads(out)["how"] == "shut down"
+    assert code == 0 and json.loads(out)["containers"][0]["result"] == "shut down"
     code, out, _ = invoke("stop", name)
     assert out == f"{name}: already stopped\n"
     code, out, _ = invoke("list")
@@ -119,7 +120,9 @@ def test_full_cycle_json(names: Any, spec_file: Any) -> None:
     assert any(ln.startswith(name) and "shut off" in ln for ln in out.splitlines())
 
     code, out, _ = invoke("undefine", "--json", name)
-    assert json.loads(out) == {"name": name, "undefined": True}
+    done = json.loads(out)
+    assert (done["ok"], done["exit_code"], done["counts"]) == (True, 0, {"undefined": 1})
+    assert [(c["name"], c["result"]) for c in done["containers"]] == [(name, "undefined")]
 
 
 @pytest.mark.parametrize(
@@ -159,8 +162,12 @@ def test_errors_exit_1_with_json(
     assert err.startswith("lxcvirt: error: ") and fragment in err
     assert "Traceback" not in err
     code, out, err = run_main(capsys, *args, "--json")
-    assert code == 1
-    assert json.loads(out)["error"] == kind
+    assert code == 1 and err.startswith("lxcvirt: error: ") and fragment in err
+    doc = json.loads(out)
+    if "containers" in doc:  # a verb's report: the container's outcome says what failed
+        assert doc["exit_code"] == 1 and doc["counts"] == {"failed": 1}
+        doc = doc["containers"][0]
+    assert doc["error"] == kind
 
 
 def test_undefine_force_stops_first(host: Any, names: Any, spec_file: Any) -> None:

@@ -30,14 +30,16 @@ def test_verbs_take_several_names_and_go_on_past_a_bad_one(
     assert main(["start", a, missing, b]) == 2  # partial: the others done
     out, err = capsys.readouterr()
     assert f"{a}: running" in out and f"{b}: running" in out
-    assert err.strip() == f"lxcvirt: error: no container named {missing!r} on lxc:///"
+    assert err.strip() == (f"lxcvirt: error: no container named {missing!r} on lxc:/// "
+                           "(`lxcvirt list --all` shows the defined ones)")
     assert host.status(a).running and host.status(b).running
     assert main(["stop", a, b, missing, "--json"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["exit_code"] == 2 and not report["ok"]
     by = {c["name"]: c for c in report["containers"]}
-    assert by[a]["ok"] and by[a]["how"] == "shut down" and by[b]["ok"]
-    assert not by[missing]["ok"] and "no container named" in by[missing]["error"]
+    assert by[a]["ok"] and by[a]["result"] == "shut down" and by[b]["ok"]
+    assert not by[missing]["ok"] and "no container named" in by[missing]["message"]
+    assert by[missing]["error"] == "not-found"
     assert not host.status(a).running and not host.status(b).running
     # every one failing is exit 1; one name keeps the single-command form
     assert main(["destroy", missing, names("multi-missing-too")]) == 1
@@ -47,13 +49,16 @@ def test_verbs_take_several_names_and_go_on_past_a_bad_one(
     assert capsys.readouterr().out.splitlines() == [f"{a}: already stopped",
                                                     f"{b}: already stopped"]
     assert main(["start", a, "--json"]) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert first["name"] == a and first["already"] is False  # one object, not a list
+    # one name or several: the same report
+    first = json.loads(capsys.readouterr().out)["containers"][0]
+    assert (first["name"], first["result"]) == (a, "started")
     assert main(["start", a, "--json"]) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert again["already"] is True and again["id"] == first["id"]
+    again = json.loads(capsys.readouterr().out)["containers"][0]
+    assert again["result"] == "already running"
+    assert again["status"]["id"] == first["status"]["id"]
     assert main(["start", a]) == 0
-    assert capsys.readouterr().out.strip() == f"{a}: already running (id {first['id']})"
+    assert capsys.readouterr().out.strip() == \
+        f"{a}: already running (id {first['status']['id']})"
     assert main(["undefine", "--force", a, b]) == 0
     assert not host.exists(a) and not host.exists(b)
 
@@ -90,7 +95,8 @@ def test_suspend_freezes_and_resume_continues(
     assert main(["suspend", name]) == 0  # already: nothing to do
     capsys.readouterr()
     assert main(["resume", name, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["state"] == "running"
+    resumed = json.loads(capsys.readouterr().out)["containers"][0]
+    assert resumed["result"] == "resumed" and resumed["status"]["state"] == "running"
     time.sleep(0.5)
     assert _count(host, name) > frozen  # it counts again
     assert main(["resume", name]) == 0  # already running: nothing to do

@@ -69,13 +69,13 @@ def define_and_start(path: Path, name: str, host: Any) -> None:
 
     defined = lxcvirt("define", "--host-emulator", "--json", str(path))
     assert defined.returncode == 0, defined.stderr
-    assert json.loads(defined.stdout)["action"] == "created"
+    assert json.loads(defined.stdout)["result"] == "created"
     again = lxcvirt("define", "--host-emulator", str(path))
     assert (again.returncode, again.stdout.strip()) == (0, f"{name}: unchanged")
 
     started = lxcvirt("start", "--no-check", "--json", name)
     assert started.returncode == 0, started.stderr
-    status = json.loads(started.stdout)
+    status = json.loads(started.stdout)["containers"][0]["status"]
     assert status["state"] == "running" and status["max_memory_kib"] == 500000
 
 
@@ -112,5 +112,6 @@ def test_doc_private_root_container(
     others = sorted(r[2].split()[0] for r in rows[1:])
     assert set(others) <= {"ps", "sleep"} and "ps" in others, rows
     stopped = lxcvirt("stop", "--json", name)
-    assert stopped.returncode == 0 and json.loads(stopped.stdout)["how"] == "shut down"
+    assert stopped.returncode == 0 and json.loads(stopped.stdout)["containers"][0]["result"] == \
+        "shut down"
     assert host.status(name).state == "shut off"

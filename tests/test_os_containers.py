@@ -134,8 +134,8 @@ def test_systemd_boots_gets_an_address_and_stops_gracefully(
     assert json.loads(lxcvirt("status", "--json", name).stdout)["ipv4"] == []
 
     stop = lxcvirt("stop", "--json", "--timeout", "30", name)
-    result = json.loads(stop.stdout)
-    assert result["how"] == "shut down" and result["method"] == "SIGRTMIN+3", result
+    result = json.loads(stop.stdout)["containers"][0]
+    assert result["result"] == "shut down" and result["method"] == "SIGRTMIN+3", result
     assert result["seconds"] < 20
     assert (shared / "mark").read_text().strip() == "stopped"  # ExecStop ran
     messages = journal(root)
@@ -252,7 +252,7 @@ def test_validate_warns_about_a_shared_network(tmp_path: Path) -> None:
     assert warned == [str(spec), str(xml)]
     assert "host's network namespace" in proc.stderr
     report = json.loads(lxcvirt("validate", "--json", str(private), str(xml)).stdout)
-    assert [len(r["warnings"]) for r in report] == [0, 1]
+    assert [len(r["warnings"]) for r in report["files"]] == [0, 1]
 
 
 @pytest.fixture

@@ -113,7 +113,8 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
     for wanted in ("README.md", "LICENSE", "contrib/systemd/lxcvirt-autostart.service",
                    "contrib/libvirt-hooks/lxcvirt-cgroup", "scripts/host-setup",
                    "scripts/test", "tests/conftest.py", ".ci/run", "templates/domain.xml.j2",
-                   "schemas/lxc-domain.rng", "lxcvirt/py.typed", "man/lxcvirt.1"):
+                   "schemas/lxc-domain.rng", "schemas/json/report.schema.json",
+                   "lxcvirt/py.typed", "man/lxcvirt.1"):
         assert wanted in names, wanted
     assert any(n.startswith("examples/") and not n.endswith("/") for n in names)
     assert not any("__pycache__" in n for n in names)
@@ -121,6 +122,7 @@ def test_sdist_and_wheel_carry_what_users_need_and_type_check(tmp_path: Path) ->
         inside = set(whl.namelist())
     for wanted in ("lxcvirt/py.typed", "lxcvirt/templates/domain.xml.j2",
                    "lxcvirt/templates/partials/tune.xml.j2", "lxcvirt/schemas/lxc-domain.rng",
+                   "lxcvirt/schemas/json/commands.json", "lxcvirt/schemas/json/report.schema.json",
                    "lxcvirt/host/_tuning.py"):
         assert wanted in inside, wanted
     assert any(n.endswith("licenses/LICENSE") for n in inside)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._outcome import outcome
 from ..errors import (
     DaemonUnreachable,
     LxcvirtError,
@@ -56,10 +57,17 @@ class ItemResult:
     error: str | None = None
     restart_needed: bool = False
     diff: str = ""
+    #: The kind of ``error`` (as in lxcvirt.errors).
+    kind: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def result(self) -> str:
+        """failed, changed (something was done) or unchanged: what ``counts`` count."""
+        return "failed" if not self.ok else "changed" if self.done else "unchanged"
 
     def describe(self) -> str:
         words = list(self.done) or ["unchanged"]
@@ -71,15 +79,9 @@ class ItemResult:
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "host": self.host,
-            "name": self.name,
-            "planned": list(self.planned),
-            "done": list(self.done),
-            "ok": self.ok,
-            "error": self.error,
-            "restart_needed": self.restart_needed,
-        }
+        return outcome(self.name, "apply", self.result, ok=self.ok, error=self.kind,
+                       message=self.error, host=self.host, planned=list(self.planned),
+                       done=list(self.done), restart_needed=self.restart_needed)
 
 
 @dataclass(frozen=True)
@@ -230,10 +232,10 @@ def _act(
                               restart_needed and action != RESTART, diff), None
         error = str(exc) if running is not None else f"{exc}; its state is unknown"
         return ItemResult(item.host, item.name, item.actions, tuple(done), error,
-                          restart_needed, diff), None
+                          restart_needed, diff, exc.kind), None
     except LxcvirtError as exc:
         return ItemResult(item.host, item.name, item.actions, tuple(done), str(exc),
-                          restart_needed, diff), None
+                          restart_needed, diff, exc.kind), None
     return ItemResult(item.host, item.name, item.actions, tuple(done), None,
                       restart_needed, diff), started
 
@@ -264,7 +266,7 @@ def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
             err = StartFailed(f"{r.name} stopped right after it started: its init exited",
                               log_tail=target.log_tail(r.name))
             results[i] = ItemResult(r.host, r.name, r.planned, r.done, str(err),
-                                    r.restart_needed, r.diff)
+                                    r.restart_needed, r.diff, err.kind)
 
 
 def act_order(items: Sequence[PlanItem]) -> list[int]:

@@ -99,8 +99,9 @@ class PlanItem:
             "host": self.host,
             "name": self.name,
             "source": self.source,
-            "current": self.current,
-            "wanted": self.wanted,
+            # One vocabulary with list's "state": what the spec's "stopped" means.
+            "state": self.current,
+            "wanted": "shut off" if self.wanted == "stopped" else self.wanted,
             "actions": list(self.actions),
             "changed": self.changed,
             "restart_needed": self.restart_needed,
@@ -119,6 +120,8 @@ class HostPlan:
     error: str | None = None
     local: bool = True
     target: Host | None = field(default=None, repr=False, compare=False)
+    #: The kind of ``error`` (as in lxcvirt.errors).
+    kind: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -129,7 +132,8 @@ class HostPlan:
             "host": self.host,
             "uri": self.uri,
             "local": self.local,
-            "error": self.error,
+            "error": (self.kind or "host") if self.error is not None else None,
+            "message": self.error,
             "plan": [i.to_dict() for i in self.items],
         }
 
@@ -408,7 +412,7 @@ def plan(
         # Run in a thread per host: it returns what it found, sharing nothing.
         found: list[Problem] = []
         if name in refused:
-            return HostPlan(name, host_uri, (), refused[name]), found, None
+            return HostPlan(name, host_uri, (), refused[name], kind="locked"), found, None
         target = targets.get(name)
         opened = None
         if target is None:
@@ -428,7 +432,7 @@ def plan(
                 items.extend(_plan_prune(target, name, keep, prune_match, project))
         except LxcvirtError as exc:
             return (HostPlan(name, host_uri, (), str(exc).splitlines()[0], target.is_local,
-                             target), found, opened)
+                             target, exc.kind), found, opened)
         return HostPlan(name, host_uri, tuple(items), None, target.is_local, target), found, opened
 
     try:

@@ -28,7 +28,8 @@ class Imported:
     dry_run: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, **settings_dict(self.settings), "dry_run": self.dry_run}
+        return {"name": self.name, "autostart": settings_dict(self.settings),
+                "dry_run": self.dry_run}
 
 
 def import_libvirt_autostart(

@@ -36,6 +36,8 @@ class Entry:
     name: str
     settings: Autostart = field(default_factory=Autostart)
     running: bool = False
+    #: Its libvirt state ("running", "shut off", ...), as list says.
+    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class Plan:
         for i, w in enumerate(self.waves):
             for n in w.names:
                 e = self.entries[n]
-                out.append({"name": n, "wave": i, **settings_dict(e.settings),
-                            "running": e.running})
+                out.append({"name": n, "wave": i, "state": e.state,
+                            "autostart": settings_dict(e.settings)})
         return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _libvirt
+from .._outcome import outcome, report
 from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -52,11 +53,15 @@ class Outcome:
     priority: int = 0
     #: The run stopped waiting for it after its ``time`` and went on.
     went_on: bool = False
+    #: The kind of error when it failed (as in lxcvirt.errors), "skipped" when skipped.
+    error: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "action": self.action, "result": self.result,
-                "ok": self.ok, "seconds": round(self.seconds, 3), "reason": self.reason,
-                "priority": self.priority, "went_on": self.went_on}
+        # A skip is said as the verb asked ("start"); why, in ``message``.
+        action = "start" if self.action == "skip" else self.action
+        return outcome(self.name, action, self.result, ok=self.ok, seconds=self.seconds,
+                       error=self.error, message=self.reason, priority=self.priority,
+                       went_on=self.went_on)
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,8 @@ class Report:
         return EXIT_ERROR if bad == len(self.outcomes) else EXIT_PARTIAL
 
     def to_dict(self) -> dict[str, object]:
-        return {"action": self.action, "seconds": round(self.seconds, 3),
-                "exit_code": self.exit_code, "notes": list(self.notes),
-                "containers": [o.to_dict() for o in self.outcomes]}
+        return report(self.action, [o.to_dict() for o in self.outcomes],
+                      seconds=self.seconds, notes=self.notes)
 
 
 Progress = Callable[[Outcome], None]
@@ -158,7 +162,7 @@ def _settle_lost(uri: str, outcomes: Sequence[Outcome], lost: set[str],
                             reason=f"{why}, and it did not answer again; state unknown")
             elif running == want_running:
                 done = "started" if want_running else "shut down"
-                o = replace(o, result=done, ok=True,
+                o = replace(o, result=done, ok=True, error=None,
                             reason=f"{why}; its state was read again once it answered")
             else:
                 o = replace(o, reason=f"{why}; {o.reason}")
@@ -230,7 +234,7 @@ def _run_start(
                 why = f"follows {dep.name}, which stopped after it started"
             if why:
                 job.finish(Outcome(job.name, "skip", "skipped", False, reason=why,
-                                   priority=job.priority), progress)
+                                   priority=job.priority, error="skipped"), progress)
                 return
         job.t_begin = _time.monotonic()
         job.began.set()
@@ -242,14 +246,14 @@ def _run_start(
         except DaemonUnreachable as exc:
             lost.add(job.name)  # told again from what runs once the daemon is back
             outcome = Outcome(job.name, "start", "failed", False, reason=_first_line(exc),
-                              priority=job.priority)
+                              priority=job.priority, error=exc.kind)
         except LxcvirtError as exc:
             outcome = Outcome(job.name, "start", "failed", False, reason=_first_line(exc),
-                              priority=job.priority)
+                              priority=job.priority, error=exc.kind)
         except Exception as exc:  # noqa: BLE001 - one container's bug must not stop the boot
             outcome = Outcome(job.name, "start", "failed", False,
                               reason=f"unexpected {type(exc).__name__}: {_first_line(exc)}",
-                              priority=job.priority)
+                              priority=job.priority, error="internal")
         job.finish(replace(outcome, seconds=_time.monotonic() - job.t_begin), progress)
 
     went_on: set[str] = set()
@@ -285,7 +289,7 @@ def _run_start(
         since = deaths_since(host.uri, name, jobs[name].t_begin)
         if o.result == "started" and (watch.died(name, since)
                                       or _active(host, name) is False):
-            o = replace(o, result="failed", ok=False, reason=(
+            o = replace(o, result="failed", ok=False, error="start-failed", reason=(
                 f"stopped right after it started (its init exited); see its log, "
                 f"/var/log/libvirt/lxc/{name}.log"))
         out.append(replace(o, went_on=name in went_on))
@@ -336,14 +340,14 @@ def stop_all(
             except DaemonUnreachable as exc:
                 lost.add(name)
                 o = Outcome(name, "stop", "failed", False, reason=_first_line(exc),
-                            priority=priority)
+                            priority=priority, error=exc.kind)
             except LxcvirtError as exc:
                 o = Outcome(name, "stop", "failed", False, reason=_first_line(exc),
-                            priority=priority)
+                            priority=priority, error=exc.kind)
             except Exception as exc:  # noqa: BLE001 - keep stopping the others
                 o = Outcome(name, "stop", "failed", False,
                             reason=f"unexpected {type(exc).__name__}: {_first_line(exc)}",
-                            priority=priority)
+                            priority=priority, error="internal")
             outcomes[name] = o = replace(o, seconds=_time.monotonic() - t0)
             if progress is not None:
                 progress(o)

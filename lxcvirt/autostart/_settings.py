@@ -16,6 +16,7 @@ from ..errors import (
     SpecError,
     XMLError,
 )
+from ..host import state_name
 from ..spec import METADATA_NS, Autostart
 from ._plan import Entry, find_cycle, settings_dict
 
@@ -134,8 +135,8 @@ class SetResult:
     libvirt_flag: bool
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, **settings_dict(self.settings), "changed": self.changed,
-                "libvirt_autostart": self.libvirt_flag}
+        return {"name": self.name, "autostart": settings_dict(self.settings),
+                "changed": self.changed, "libvirt_autostart": self.libvirt_flag}
 
 
 def update(
@@ -183,6 +184,9 @@ def erase(host: Host, name: str) -> None:
 # --- what is there ----------------------------------------------------------------------
 
 
+_INACTIVE = (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED)
+
+
 def entries(host: Host) -> list[Entry]:
     """Every container on the host with its settings and whether it runs."""
     doms = _libvirt.call("listing containers", host.conn.listAllDomains, 0)
@@ -193,10 +197,10 @@ def entries(host: Host) -> list[Entry]:
             read, _ = _flags(dom, name)
             settings = _settings_of(_read_element(dom, name, read))
             with _libvirt.converted(f"reading the state of {name}"):
-                running = bool(dom.isActive())
+                st = int(dom.state()[0])
         except NotFound:
             continue  # undefined while we looked
         except XMLError as exc:
             raise XMLError(f"{dom.name()}: {exc}") from exc
-        out.append(Entry(name, settings, running))
+        out.append(Entry(name, settings, st not in _INACTIVE, state_name(st)))
     return sorted(out, key=lambda e: e.name)

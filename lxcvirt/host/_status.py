@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import libvirt
 
+from .._outcome import outcome
 from ..spec import Autostart
 
 STATE_NAMES = {
@@ -131,13 +132,11 @@ class DefineResult:
     diff: str = ""
     restart_needed: bool = False
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "action": self.action,
-            "diff": self.diff,
-            "restart_needed": self.restart_needed,
-        }
+    def to_dict(self, action: str = "define") -> dict[str, object]:
+        """The outcome of ``action`` (define, create): ``result`` is created, redefined or
+        unchanged."""
+        return outcome(self.name, action, self.action, diff=self.diff,
+                       restart_needed=self.restart_needed)
 
 
 @dataclass(frozen=True)
@@ -148,9 +147,10 @@ class StopResult:
     #: How init was asked, e.g. "SIGRTMIN+3" or "initctl+SIGTERM" ("" when it was not).
     method: str = ""
 
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
-                "method": self.method}
+    def to_dict(self, action: str = "stop") -> dict[str, object]:
+        """The outcome of ``action`` (stop, destroy): ``result`` says how it went."""
+        return outcome(self.name, action, self.how, seconds=self.seconds,
+                       method=self.method or None)
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,7 @@ class RebootResult:
     method: str
     status: Status
 
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "how": self.how, "seconds": round(self.seconds, 3),
-                "method": self.method, "status": self.status.to_dict()}
+    def to_dict(self, action: str = "reboot") -> dict[str, object]:
+        """The outcome of ``action`` (reboot, restart), with the container's status."""
+        return outcome(self.name, action, self.how, seconds=self.seconds,
+                       method=self.method or None, status=self.status.to_dict())

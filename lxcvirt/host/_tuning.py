@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import libvirt
 
 from .._libvirt import Domain
+from .._outcome import outcome
 from ..errors import InvalidState, SpecError
 from ..spec import Limits
 
@@ -52,7 +53,9 @@ class TuneResult:
     changes: tuple[Change, ...]
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "changes": [c.to_dict() for c in self.changes]}
+        changed = any(c.old != c.new for c in self.changes)
+        return outcome(self.name, "set", "changed" if changed else "unchanged",
+                       changes=[c.to_dict() for c in self.changes])
 
 
 def check_values(values: Mapping[str, int]) -> dict[str, int]:
