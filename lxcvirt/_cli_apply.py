@@ -175,9 +175,15 @@ def apply(
         click.echo("lxcvirt: apply: nothing was changed", err=True)
         raise
     for line in result.plan.notes:
-        note(f"note: {line}")
+        if not state.quiet:
+            note(f"note: {line}")
     if want_json(state, as_json):
         emit(result.to_dict())
-    else:
+    elif not state.quiet:
         _print(result, inventory is not None or len(result.plan.hosts) > 1)
+    else:
+        for r in result.failed:  # --quiet: errors only
+            click.echo(f"lxcvirt: error: {r.name}: {r.error}", err=True)
+        for hp in result.host_errors:
+            click.echo(f"lxcvirt: error: host {hp.host}: {hp.error}", err=True)
     return int(result.exit_code)

@@ -7,15 +7,21 @@ Only click and the standard library are imported here; the library loads inside 
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from ._cli_common import complete_groups, complete_names, emit, json_option, shown, want_json
+from ._cli_common import (
+    Progress,
+    complete_groups,
+    complete_names,
+    emit,
+    json_option,
+    shown,
+    summary_line,
+    want_json,
+)
 
 #: Options only ``autostart NAME`` takes: seeing one after ``list`` / ``import`` means the
 #: user has a container of that name.
@@ -217,27 +223,19 @@ def with_options(options: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any
     return deco
 
 
-def _print_report(report: Any, as_json: bool, progress: _Progress | None = None) -> int:
-    if as_json:
-        emit(report.to_dict())
-    else:
-        for note in report.notes:
+def _print_report(report: Any, progress: _Progress) -> int:
+    quiet = progress.p.quiet
+    for note in report.notes:
+        if not quiet:
             click.echo(f"lxcvirt: note: {note}", err=True)
-        shown_before = progress.shown if progress is not None else {}
-        for o in report.outcomes:
-            # Said as it happened; again only what changed since (an init that exited
-            # within the settle window turns "started" into "failed").
-            if shown_before.get(o.name) != o.result:
-                click.echo(_line(o))
-        if not report.outcomes:
-            click.echo(f"nothing to {report.action}")
-        else:
-            counts: dict[str, int] = {}
-            for o in report.outcomes:
-                counts[o.result] = counts.get(o.result, 0) + 1
-            said = ", ".join(f"{n} {r}" for r, n in counts.items())
-            click.echo(f"{report.action} --all: {said} ({len(report.outcomes)} in "
-                       f"{report.seconds:.1f} s)")
+    for o in report.outcomes:
+        # Said as it happened; again only what changed since (an init that exited
+        # within the settle window turns "started" into "failed").
+        if progress.shown.get(o.name) != o.result:
+            progress.p.item(_line(o), o.to_dict(), again=o.name in progress.shown)
+    out = report.to_dict()
+    progress.p.finish(out, summary_line(f"{report.action} --all", out["counts"],
+                                        len(report.outcomes), report.seconds))
     if report.failed:
         bad = len(report.failed)
         click.echo(f"lxcvirt: {bad} of {len(report.outcomes)} containers did not "
@@ -285,41 +283,34 @@ def start_all_command(
                 click.echo(f"lxcvirt: {switch.reason}")
             return 0
     host = state.host()
-    progress = None if as_json else _Progress("start")
+    progress = _Progress(state, "start")
     report = start_all(
         host, groups=groups or None, ignore_auto=ignore_auto,
         parallel=parallel or DEFAULT_PARALLEL, timeout=timeout, settle=settle,
-        check=not no_check, progress=progress,
-        on_plan=progress.plan if progress is not None else None, wait=wait or 0.0,
+        check=not no_check, progress=progress, on_plan=progress.plan, wait=wait or 0.0,
     )
-    return _print_report(report, as_json, progress)
+    return _print_report(report, progress)
 
 
 class _Progress:
-    """One line per container as it is done, on stdout and flushed (also into a pipe or
-    the journal): ``[i/N] NAME: result in S s (at T s)``."""
+    """start --all / stop --all as it happens: ``[i/N] NAME: result in S s (at T s)``
+    (see lxcvirt._cli_common.Progress)."""
 
-    def __init__(self, action: str, timeout: float | None = None) -> None:
+    def __init__(self, state: Any, action: str, timeout: float | None = None) -> None:
+        self.p = Progress(state)
         self.action = action
         self.timeout = timeout
-        self.total: int | None = None
         self.shown: dict[str, str] = {}
-        self.began = time.monotonic()
-        self.lock = threading.Lock()
 
     def plan(self, total: int) -> None:
-        self.total = total
+        self.p.total = total
         if total and self.action == "stop" and self.timeout:
-            click.echo(f"stopping {total}: each gracefully, destroyed if still up after "
+            self.p.say(f"stopping {total}: each gracefully, destroyed if still up after "
                        f"{self.timeout:g} s")
-            sys.stdout.flush()
 
     def __call__(self, o: Any) -> None:
-        with self.lock:
-            self.shown[o.name] = o.result
-            click.echo(f"[{len(self.shown)}/{self.total or '?'}] {_line(o)} "
-                       f"(at {time.monotonic() - self.began:.1f} s)")
-            sys.stdout.flush()
+        self.shown[o.name] = o.result
+        self.p.item(_line(o), o.to_dict())
 
 
 def _line(o: Any) -> str:
@@ -340,9 +331,8 @@ def stop_all_command(
 
     as_json = want_json(state, as_json)
     host = state.host()
-    progress = None if as_json else _Progress("stop", timeout)
+    progress = _Progress(state, "stop", timeout)
     report = stop_all(host, groups=groups or None, parallel=parallel or DEFAULT_PARALLEL,
-                      timeout=timeout, progress=progress,
-                      on_plan=progress.plan if progress is not None else None,
+                      timeout=timeout, progress=progress, on_plan=progress.plan,
                       wait=wait or 0.0)
-    return _print_report(report, as_json, progress)
+    return _print_report(report, progress)

@@ -25,6 +25,10 @@ class State:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri
         self.json = False
+        #: --json-lines: one JSON object per line as each container is done.
+        self.json_lines = False
+        #: -q/--quiet: no result lines; errors only.
+        self.quiet = False
         #: -v/--debug: libvirt calls logged, an internal error's traceback shown.
         self.debug = False
         self._host: Host | None = None
@@ -88,6 +92,112 @@ def json_flag(help: str = "Print JSON for scripts.") -> Callable[[F], F]:
 
 
 json_option = json_flag()
+
+
+def _remember_json_lines(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    state = ctx.find_object(State)
+    if value and state is not None:
+        state.json = state.json_lines = True
+    return value
+
+
+#: ``--json`` and ``--json-lines`` of the commands that act on containers one by one.
+report_json_options = [
+    json_option,
+    click.option("--json-lines", "json_lines", is_flag=True, expose_value=False,
+                 callback=_remember_json_lines,
+                 help="Print each container's outcome as one JSON line when it is done, "
+                      "then the report without them."),
+]
+
+
+class Progress:
+    """What a command acting on several containers says as each is done.
+
+    Text: ``[i/N] line (at T s)`` on stdout, flushed line by line (also into a pipe or the
+    journal), and on a terminal a bar on stderr below them; nothing with --quiet.
+    --json-lines: each outcome as one JSON line, at once.  --json: nothing until the end.
+    """
+
+    BAR_WIDTH = 24
+
+    def __init__(self, state: Any, total: int | None = None) -> None:
+        import sys
+        import threading
+        import time
+
+        self.quiet = bool(getattr(state, "quiet", False))
+        self.lines = bool(getattr(state, "json_lines", False))
+        self.json = bool(getattr(state, "json", False)) and not self.lines
+        self.total = total
+        self.done = 0
+        self.began = time.monotonic()
+        self.lock = threading.Lock()
+        self.bar = (not (self.quiet or self.json or self.lines)) and sys.stderr.isatty()
+        self._bar_shown = False
+
+    @property
+    def text(self) -> bool:
+        """Whether text lines are printed (not JSON, not --quiet)."""
+        return not (self.quiet or self.json or self.lines)
+
+    def elapsed(self) -> float:
+        import time
+
+        return time.monotonic() - self.began
+
+    def say(self, line: str) -> None:
+        """A line of text that is not a container's (a waiting note)."""
+        if self.text:
+            with self.lock:
+                self._clear_bar()
+                click.echo(line)
+                self._draw_bar()
+
+    def item(self, line: str, outcome: dict[str, object], *, again: bool = False) -> None:
+        """One container done (``again``: its outcome changed since it was said)."""
+        with self.lock:
+            if not again:
+                self.done += 1
+            if self.lines:
+                click.echo(json.dumps(outcome))
+            elif self.text:
+                self._clear_bar()
+                where = "" if again else f"[{self.done}/{self.total or '?'}] "
+                click.echo(f"{where}{line} (at {self.elapsed():.1f} s)")
+                self._draw_bar()
+
+    def finish(self, report: dict[str, object], summary: str) -> None:
+        """The end: the report (--json), its summary line (--json-lines), or ``summary``."""
+        with self.lock:
+            self._clear_bar()
+            if self.lines:
+                click.echo(json.dumps({k: v for k, v in report.items() if k != "containers"}))
+            elif self.json:
+                emit(report)
+            elif not self.quiet:
+                click.echo(summary)
+
+    def _draw_bar(self) -> None:
+        if not self.bar or not self.total:
+            return
+        filled = self.BAR_WIDTH * self.done // self.total
+        click.echo(f"[{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] {self.done}/"
+                   f"{self.total} {self.elapsed():.0f} s", nl=False, err=True)
+        self._bar_shown = True
+
+    def _clear_bar(self) -> None:
+        if self._bar_shown:
+            click.echo("\r\x1b[K", nl=False, err=True)
+            self._bar_shown = False
+
+
+def summary_line(action: str, counts: dict[str, int], total: int, seconds: float) -> str:
+    """``stop: 2 shut down, 1 failed (3 in 1.2 s)``."""
+    said = ", ".join(f"{n} {r}" for r, n in counts.items())
+    if not total:
+        return f"nothing to {action.split()[0]}"
+    return f"{action}: {said} ({total} in {seconds:.1f} s)"
 
 
 def with_options(options: list[Any]) -> Callable[[F], F]:

@@ -11,6 +11,7 @@ import click
 
 from . import _cli_autostart as _autostart_cli
 from ._cli_common import (
+    Progress,
     State,
     complete_names,
     emit,
@@ -18,9 +19,11 @@ from ._cli_common import (
     limits_text,
     note,
     pass_state,
+    report_json_options,
     shown,
     source_from,
     spec_flag_options,
+    summary_line,
     want_json,
     with_options,
 )
@@ -48,42 +51,44 @@ def each(state: State, names: tuple[str, ...], act: Callable[[str], Done], as_js
     """Carry out ``action`` on every name, in the order given.
 
     Text: one name (and not ``many``, as --all is) is a single command (its error is the
-    command's error, exit 1); with several each is said on its line and the others go on.
-    JSON: always a report (lxcvirt._outcome.report), an outcome per name with ``ok`` and
-    ``error``.  Exit 0 when all were done, 2 when some failed, 1 when every one did.
+    command's error, exit 1); with several each is said as it is done (see Progress) and
+    the others go on.  JSON: always a report (lxcvirt._outcome.report), an outcome per
+    name with ``ok`` and ``error``.  Exit 0 when all were done, 2 when some failed, 1 when
+    every one did.
     """
-    from ._outcome import report
+    from ._outcome import outcome, report
     from .errors import LxcvirtError
 
     as_json = want_json(state, as_json)
     if len(names) == 1 and not many and not as_json:
-        click.echo(act(names[0])[1])
+        line = act(names[0])[1]
+        if not state.quiet:
+            click.echo(line)
         return None
-    began = time.monotonic()
+    todo = list(dict.fromkeys(names))  # a name given twice is done once
+    single = len(todo) == 1 and not many
+    progress = Progress(state, len(todo))
     results: list[dict[str, object]] = []
-    for name in dict.fromkeys(names):  # a name given twice is done once
+    for name in todo:
         t0 = time.monotonic()
         try:
             data, line = act(name)
         except LxcvirtError as exc:
             lines = str(exc).splitlines() or [exc.kind]
             extra = {"hint": exc.hint} if exc.hint else {}
-            results.append(outcome(name, action, "failed", ok=False,
-                                   seconds=time.monotonic() - t0, error=exc.kind,
-                                   message=lines[0], **extra))
-            if not as_json or len(names) == 1:
-                hint = f" ({exc.hint})" if exc.hint else ""
-                click.echo(f"lxcvirt: error: {lines[0]}{hint}", err=True)
-                if len(names) == 1:  # the log tail of a failed start, as a single command
-                    for line in lines[1:]:
-                        click.echo(line, err=True)
-            continue
+            data = outcome(name, action, "failed", ok=False, seconds=time.monotonic() - t0,
+                           error=exc.kind, message=lines[0], **extra)
+            hint = f" ({exc.hint})" if exc.hint else ""
+            click.echo(f"lxcvirt: error: {lines[0]}{hint}", err=True)
+            if single:  # the log tail of a failed start, as a single command says it
+                for more in lines[1:]:
+                    click.echo(more, err=True)
+            line = f"{name}: failed"
         results.append(data)
-        if not as_json:
-            click.echo(line)
-    out = report(action, results, seconds=time.monotonic() - began)
-    if as_json:
-        emit(out)
+        progress.item(line, data)
+    out = report(action, results, seconds=progress.elapsed())
+    progress.finish(out, summary_line(action, out["counts"], len(results),  # type: ignore[arg-type]
+                                      progress.elapsed()))
     return int(str(out["exit_code"]))
 
 
@@ -137,7 +142,7 @@ start_options = [
 @click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_names)
 @with_options(start_options)
 @with_options(_autostart_cli.START_ALL_OPTIONS)
-@json_option
+@with_options(report_json_options)
 @pass_state
 def start(
     state: State, names: tuple[str, ...], no_check: bool, settle: float, timeout: float,
@@ -225,7 +230,7 @@ def create(
 )
 @with_options(_autostart_cli.STOP_ALL_OPTIONS)
 @_MODE_OPTION
-@json_option
+@with_options(report_json_options)
 @pass_state
 def stop(
     state: State, names: tuple[str, ...], timeout: float, all_: bool, groups: tuple[str, ...],
@@ -281,7 +286,7 @@ def _chosen(state: State, names: tuple[str, ...], all_: bool, verb: str,
 @click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds to wait for the container to come back.")
 @_MODE_OPTION
-@json_option
+@with_options(report_json_options)
 @pass_state
 def reboot(state: State, names: tuple[str, ...], timeout: float, mode: str | None,
            as_json: bool) -> int | None:
@@ -307,7 +312,7 @@ def reboot(state: State, names: tuple[str, ...], timeout: float, mode: str | Non
               help="Seconds to wait for a graceful shutdown before destroying.")
 @_MODE_OPTION
 @click.option("--no-check", is_flag=True, help="Skip the host's required checks.")
-@json_option
+@with_options(report_json_options)
 @pass_state
 def restart(state: State, names: tuple[str, ...], all_: bool, timeout: float,
             mode: str | None, no_check: bool, as_json: bool) -> int | None:
@@ -327,7 +332,7 @@ def restart(state: State, names: tuple[str, ...], all_: bool, timeout: float,
 @click.command()
 @_SOME_NAMES
 @_ALL
-@json_option
+@with_options(report_json_options)
 @pass_state
 def suspend(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Freeze every process of running containers (they keep their memory)."""
@@ -337,7 +342,7 @@ def suspend(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> 
 @click.command()
 @_SOME_NAMES
 @_ALL
-@json_option
+@with_options(report_json_options)
 @pass_state
 def resume(state: State, names: tuple[str, ...], all_: bool, as_json: bool) -> int | None:
     """Let suspended containers run again."""
@@ -366,7 +371,7 @@ def _freezer(state: State, names: tuple[str, ...], all_: bool, as_json: bool, ve
 
 @click.command()
 @_NAMES
-@json_option
+@with_options(report_json_options)
 @pass_state
 def destroy(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
     """Stop containers at once."""
@@ -385,7 +390,7 @@ def destroy(state: State, names: tuple[str, ...], as_json: bool) -> int | None:
 @click.option("--force", is_flag=True, help="Stop a running container first.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="With --force: seconds to wait for a graceful shutdown before destroying.")
-@json_option
+@with_options(report_json_options)
 @pass_state
 def undefine(state: State, names: tuple[str, ...], force: bool, timeout: float,
              as_json: bool) -> int | None:

@@ -152,14 +152,17 @@ def _versions(ctx: click.Context) -> None:
 @click.option("-v", "--debug", is_flag=True,
               help="Print each libvirt call and its duration on stderr; and the traceback of "
                    "an internal error.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Say nothing but errors (the exit code tells the rest); no progress.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _p, value: _versions(ctx) if value else None,
               help="Show lxcvirt's, libvirt-python's, libvirt's and the daemon's versions.")
 @click.pass_context
-def cli(ctx: click.Context, uri: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, uri: str | None, debug: bool, quiet: bool) -> None:
     """Linux containers through libvirt's LXC driver."""
     state = ctx.ensure_object(State)
     state.uri = uri
+    state.quiet = quiet
     if debug:
         state.debug = True
         logger = logging.getLogger("lxcvirt")

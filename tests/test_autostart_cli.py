@@ -212,3 +212,66 @@ def test_progress_line_and_summary_of_a_failed_start(
     assert lines[-1].startswith("start --all: 1 failed (1 in "), lines
     assert len(lines) == (3 if "started in" in lines[0] else 2)
     assert "1 of 1 containers did not start" in err
+
+
+def test_quiet_json_lines_and_a_bar_only_on_a_terminal(
+    run: Run, make: Callable[..., str], group: str, host: Any
+) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    from test_json_schemas import COMMANDS, _errors
+
+    a, b = make("q-a", 2), make("q-b", 1)
+    # --quiet: nothing on stdout, the exit code says it
+    rc, out, err = run("-q", "start", "--all", "--group", group, "--no-check", "--settle", "0")
+    assert (rc, out, err) == (0, "", "")
+    assert host.domain(a).isActive() and host.domain(b).isActive()
+    rc, out, err = run("-q", "stop", a, "no-such-container-q", "--timeout", "5")
+    assert rc == 2 and out == "" and err.count("lxcvirt: error: ") == 1
+    # --json-lines: an outcome per line as each is done, then the summary
+    rc, out, _ = run("stop", "--all", "--group", group, "--timeout", "5", "--json-lines")
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert rc == 0 and [ln.get("name") for ln in lines] == [b, None]  # a was stopped
+    assert lines[-1]["counts"] == {"shut down": 1} and "containers" not in lines[-1]
+    rc, out, _ = run("start", a, b, "--no-check", "--settle", "0", "--json-lines")
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert [(ln.get("name"), ln.get("result")) for ln in lines] == [
+        (a, "started"), (b, "started"), (None, None)]
+    for ln in lines:
+        assert not _errors(COMMANDS["start"].replace("report", "report-line"), ln), ln
+
+    # A bar on stderr only when stderr is a terminal; stdout's lines are the same.
+    def stop_start(stderr_tty: bool) -> tuple[str, str]:
+        argv = [sys.executable, "-m", "lxcvirt", "-c", URI]
+        subprocess.run([*argv, "stop", "--all", "--group", group, "--timeout", "5"],
+                       check=True, capture_output=True)
+        master, slave = pty.openpty() if stderr_tty else (None, None)
+        proc = subprocess.run([*argv, "start", "--all", "--group", group, "--no-check",
+                               "--settle", "0"], stdout=subprocess.PIPE,
+                              stderr=slave if slave is not None else subprocess.PIPE,
+                              text=True, check=True)
+        if master is None:
+            return proc.stdout, proc.stderr
+        assert slave is not None
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+        os.close(master)
+        return proc.stdout, err.decode()
+
+    out, err = stop_start(True)
+    assert "[" + "#" * 12 in err and "2/2" in err and "\x1b[K" in err  # drawn, then cleared
+    said = out.splitlines()
+    assert said[0].startswith("[1/2] ") and said[1].startswith("[2/2] ")
+    assert {ln.split()[1] for ln in said[:2]} == {f"{a}:", f"{b}:"}
+    out, err = stop_start(False)
+    assert "#" not in err and "\x1b" not in err and "\x1b" not in out

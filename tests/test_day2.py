@@ -46,8 +46,10 @@ def test_verbs_take_several_names_and_go_on_past_a_bad_one(
     # already in the wanted state is done, and said (as stop of a stopped one always was)
     capsys.readouterr()
     assert main(["destroy", a, b]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{a}: already stopped",
-                                                    f"{b}: already stopped"]
+    said = capsys.readouterr().out.splitlines()
+    assert [ln.split(" (at ")[0] for ln in said[:2]] == [f"[1/2] {a}: already stopped",
+                                                        f"[2/2] {b}: already stopped"]
+    assert said[2].startswith("destroy: 2 already stopped (2 in ") and len(said) == 3
     assert main(["start", a, "--json"]) == 0
     # one name or several: the same report
     first = json.loads(capsys.readouterr().out)["containers"][0]

@@ -46,12 +46,12 @@ def _errors(schema_file: str, doc: object) -> list[str]:
             for e in _validator(schema_file).iter_errors(doc)]
 
 
-def _json_commands() -> list[str]:
-    """Every command (as `autostart list`) that takes --json."""
+def _json_commands(option: str = "--json") -> list[str]:
+    """Every command (as `autostart list`) that takes ``option``."""
     found: list[str] = []
 
     def walk(cmd: click.Command, path: str, ctx: click.Context) -> None:
-        if any("--json" in getattr(p, "opts", ()) for p in cmd.params):
+        if any(option in getattr(p, "opts", ()) for p in cmd.params):
             found.append(path)
         if isinstance(cmd, click.Group):
             for name in cmd.list_commands(ctx):
@@ -81,6 +81,9 @@ def test_every_schema_is_a_valid_json_schema() -> None:
 def test_every_command_with_json_has_a_schema() -> None:
     named = {c for c in COMMANDS if not c.startswith("(")}
     assert set(_json_commands()) == named
+    lines = json.loads((SCHEMAS / "commands.json").read_text())["json-lines"]
+    assert set(_json_commands("--json-lines")) == set(lines)
+    assert all((SCHEMAS / f).is_file() for f in lines.values())
 
 
 def test_the_schemas_reject_what_is_not_the_vocabulary() -> None:
