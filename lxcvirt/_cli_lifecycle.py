@@ -29,6 +29,9 @@ from ._cli_common import (
 )
 from ._outcome import outcome
 
+#: Seconds a stop waits before it says what it waits for.
+WAIT_NOTE_AFTER = 3.0
+
 _MODE_OPTION = click.option(
     "--mode", metavar="METHOD", default=None,
     help="How to ask init: initctl, a signal (SIGTERM, SIGRTMIN+3, ...), restart (reboot "
@@ -252,7 +255,21 @@ def stop(
     host = state.host()
 
     def act(name: str) -> Done:
-        result = host.stop(name, timeout=timeout, mode=mode)
+        import threading
+
+        # A long graceful wait says what it waits for (on stderr, after a few seconds).
+        timer = None
+        if not (state.quiet or state.json) and timeout > WAIT_NOTE_AFTER:
+            timer = threading.Timer(WAIT_NOTE_AFTER, note, [
+                f"waiting for {name} to shut down (destroyed if still up after "
+                f"{timeout:g} s)"])
+            timer.daemon = True
+            timer.start()
+        try:
+            result = host.stop(name, timeout=timeout, mode=mode)
+        finally:
+            if timer is not None:
+                timer.cancel()
         if result.method:
             return result.to_dict(), (f"{name}: {result.how} in {result.seconds:.1f} s "
                                       f"({result.method})")

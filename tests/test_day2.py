@@ -539,3 +539,24 @@ def test_completion_offers_container_names(host: Any, names: Any, busybox_root: 
     inventory = tmp_path / "hosts.toml"
     inventory.write_text('[hosts]\nweb1 = "lxc:///"\nweb2 = "lxc:///"\ndb = "lxc:///"\n')
     assert complete(f"lxcvirt apply -i {inventory} --host web", 5) == ["web1", "web2"]
+
+
+def test_a_long_stop_says_what_it_waits_for(
+    host: Any, names: Any, busybox_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import STUBBORN_INIT
+
+    from lxcvirt._cli_lifecycle import WAIT_NOTE_AFTER
+
+    name, quick = names("stubborn"), names("quick")
+    host.create(busybox_spec(name, busybox_root, init=STUBBORN_INIT), check=False)
+    host.create(busybox_spec(quick, busybox_root), check=False)
+    capsys.readouterr()
+    assert main(["stop", name, "--timeout", str(WAIT_NOTE_AFTER + 1.5)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{name}: destroyed")
+    assert err == (f"lxcvirt: waiting for {name} to shut down (destroyed if still up after "
+                   f"{WAIT_NOTE_AFTER + 1.5:g} s)\n")
+    # one that goes at once, or JSON: nothing said
+    assert main(["stop", quick, "--timeout", "30"]) == 0
+    assert capsys.readouterr().err == ""
