@@ -442,7 +442,8 @@ def _memory_cell(s: Any) -> str:
 #: list's columns: key -> (header, the cell of one Status)
 LIST_COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "name": ("NAME", lambda s: shown(s.name)),
-    "state": ("STATE", lambda s: s.state + (" (restart needed)" if s.restart_needed else "")),
+    "state": ("STATE", lambda s: s.state + (" (restart needed)" if s.restart_needed else "")
+              + (" (monitor lost)" if s.monitor_lost else "")),
     "id": ("ID", lambda s: "-" if s.id is None else str(s.id)),
     "memory": ("MEMORY", _memory_cell),
     "ipv4": ("IPV4", lambda s: ",".join(s.ipv4) or "-"),
@@ -496,6 +497,8 @@ def list_(state: State, all_: bool, project: str | None, columns: str, fmt: str,
         if s.problem is not None:
             note(f"{shown(s.name)}: broken: {shown(s.problem)} (redefine it from a good spec "
                  "or XML)")
+        if s.monitor_lost is not None:
+            note(f"{shown(s.name)}: monitor lost: {s.monitor_lost} (`lxcvirt stop` clears it)")
 
 
 @click.command()
@@ -516,6 +519,9 @@ def status(state: State, name: str, as_json: bool) -> None:
     click.echo(f"state:      {s.state} ({s.reason})"
                + ("; restart needed: redefined since it started" if s.restart_needed else ""))
     click.echo(f"id:         {'-' if s.id is None else s.id}")
+    if s.monitor_lost:
+        click.echo(f"monitor:    LOST: {s.monitor_lost}; `lxcvirt stop {shown(s.name)}` "
+                   "still stops it (signals from the host), then start it again")
     click.echo(f"memory:     {s.memory_kib} KiB (max {s.max_memory_kib} KiB)")
     click.echo(f"vcpus:      {s.vcpus}" + (f" (on CPUs {s.cpuset})" if s.cpuset else ""))
     click.echo(f"cpu time:   {s.cpu_time_ns / 1e9:.2f} s")

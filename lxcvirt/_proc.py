@@ -116,13 +116,28 @@ def memory_peak_kib(controller_pid: int) -> int | None:
         return None
 
 
+def controller_gone(controller_pid: int) -> bool:
+    """True when no ``libvirt_lxc`` process has this pid any more: the container's
+    controller has exited (its init did) although libvirt still calls it running, which
+    happens only when libvirtd has lost its monitor connection to it."""
+    try:
+        return Path(f"/proc/{controller_pid}/comm").read_text().strip() != "libvirt_lxc"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # not ours to read: cannot tell
+
+
 def uptime_seconds(controller_pid: int) -> float | None:
     """Seconds since the container's init started."""
+    pid = init_pid(controller_pid)
+    return None if pid is None else process_age(pid)
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since process ``pid`` started; None when /proc cannot tell."""
     import os
 
-    pid = init_pid(controller_pid)
-    if pid is None:
-        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         since_boot = float(Path("/proc/uptime").read_text().split()[0])

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..metadata import is_managed, read_autostart, read_project
 from . import _starting, _stopping
-from ._domain import destroy_domain, leased_ipv4, resume_domain
+from ._domain import destroy_domain, leased_ipv4, lost_monitor, resume_domain
 from ._events import LifecycleWatch
 from ._status import (
     DefineResult,
@@ -222,7 +222,15 @@ class Host:
             else root.find("vcpu").get("cpuset"),
             cpu_time_ns=int(info[4]),
             libvirt_autostart=self._libvirt_autostart(dom, persistent),
+            monitor_lost=self._lost(dom, dom_id, state, ask=False),
         )
+
+    def _lost(self, dom: Domain, dom_id: int, state: int, *, ask: bool) -> str | None:
+        if not self.is_local or dom_id <= 0 or state not in (libvirt.VIR_DOMAIN_RUNNING,
+                                                              libvirt.VIR_DOMAIN_PAUSED):
+            return None
+        lost = lost_monitor(dom, ask=ask)
+        return None if lost is None else lost[1]
 
     @staticmethod
     def _libvirt_autostart(dom: Domain, persistent: bool) -> bool | None:
@@ -247,9 +255,16 @@ class Host:
             return False
 
     def status(self, name: str) -> Status:
-        st = self.status_of(self.domain(name))
+        """One container's status; on a local daemon also its OOM kills and whether
+        libvirtd has lost its monitor (asked of libvirt too: one call more)."""
+        dom = self.domain(name)
+        st = self.status_of(dom)
         if st.id is not None and self.is_local:
-            st = replace(st, oom_kills=oom_kills(st.id))
+            lost = st.monitor_lost
+            if lost is None:
+                with _libvirt.converted(f"reading the state of {name}"):
+                    lost = self._lost(dom, st.id, dom.state()[0], ask=True)
+            st = replace(st, oom_kills=oom_kills(st.id), monitor_lost=lost)
         return st
 
     def list(self, *, all: bool = True) -> list[Status]:

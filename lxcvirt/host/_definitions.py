@@ -104,6 +104,13 @@ def _canonical(root: Any, stored: Any) -> bytes:
             for attr in attrs:
                 if said is None or said.get(attr) is None:
                     el.attrib.pop(attr, None)
+    # libvirt puts its default partition into the running definition, and into the stored
+    # one while it runs, but a restarted libvirtd reads the stored one without it.
+    resource = tree.find("resource")
+    if stored.find("resource") is None and resource is not None and [
+        (c.tag, (c.text or "").strip()) for c in resource
+    ] == [("partition", "/machine")]:
+        tree.remove(resource)
     for path in _RUNTIME_ELEMENTS:
         if stored.find(path) is not None and not path.startswith(".//"):
             continue  # written by the user: a difference there is a real one

@@ -73,6 +73,49 @@ def wait_init_known(dom: Domain, deadline: float, lost: Callable[[], bool] = lam
         return True
 
 
+#: Seconds a controller may run before an unknown init pid means a lost monitor (a start
+#: learns it within milliseconds; start() gives it INIT_PID_WAIT).
+LOST_AFTER = 5.0
+#: lost_monitor()'s kinds: the controller has exited unnoticed; the init pid never came.
+EXITED, NO_INIT_PID = "exited", "no-init-pid"
+
+
+def lost_monitor(dom: Domain, *, ask: bool = True) -> tuple[str, str] | None:
+    """``(kind, why)`` when libvirtd has lost its monitor connection to this running
+    container's ``libvirt_lxc`` controller (a local daemon's only), else None.
+
+    Two ways show it: the controller has exited (its init did) and libvirt still calls it
+    running (no end-of-file reached libvirtd); or the controller has run a while and
+    libvirt never learned its init pid (the start-time race of libvirtd 9.0, see
+    _starting.start_once).  ``ask``: also ask libvirt for the init pid (one call)."""
+    from .._proc import controller_gone, process_age
+
+    cid = dom.ID()
+    if cid <= 0:
+        return None
+    if controller_gone(cid):
+        return EXITED, (f"its controller (pid {cid}) has exited, but libvirtd did not "
+                        "notice: it had lost its monitor connection")
+    age = process_age(cid)
+    if not ask or age is None or age < LOST_AFTER:
+        return None
+    import libvirt_lxc
+
+    try:
+        fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
+    except InvalidState as exc:
+        if "not yet" in exc.message:  # "Init pid is not yet available"
+            return NO_INIT_PID, ("libvirtd never learned its init pid: it lost its monitor "
+                                 "connection to the controller (libvirt's shutdown, exec "
+                                 "and console cannot reach it)")
+        return None
+    except LxcvirtError:
+        return None
+    for fd in fds or ():
+        os.close(fd)
+    return None
+
+
 def dom_init(dom: Domain) -> str:
     """`` /path/to/init`` of a domain, for messages ('' when unreadable)."""
     try:

@@ -84,6 +84,9 @@ class Status:
     cpu_time_ns: int = 0
     #: Processes the OOM killer killed in it (``status`` on a local daemon; else None).
     oom_kills: int | None = None
+    #: Why libvirtd has lost track of the running container (its monitor connection to
+    #: the controller), on a local daemon; None when it has not (or cannot be told).
+    monitor_lost: str | None = None
     #: libvirt's own autostart flag (``virsh autostart``), apart from lxcvirt's settings.
     libvirt_autostart: bool | None = None
 
@@ -112,6 +115,7 @@ class Status:
             "cpuset": self.cpuset,
             "cpu_time_ns": self.cpu_time_ns,
             "oom_kills": self.oom_kills,
+            "monitor_lost": self.monitor_lost,
             "libvirt_autostart": self.libvirt_autostart,
             "autostart": None
             if a is None

@@ -4,8 +4,10 @@ an init did not listen for yet, and destroy as the last resort."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -14,11 +16,18 @@ import libvirt
 from .. import _libvirt
 from .._initsignals import Plan, check_method, halt_plan, listens, reboot_plan
 from .._libvirt import Domain
-from .._proc import init_listens
+from .._proc import controller_gone, init_listens, init_pid
 from .._xml import parse_xml
 from ..errors import InvalidState, LibvirtError, LxcvirtError, Refused, SpecError
 from ..metadata import read_init_methods
-from ._domain import destroy_domain, resume_domain, wait_init_known
+from ._domain import (
+    EXITED,
+    NO_INIT_PID,
+    destroy_domain,
+    lost_monitor,
+    resume_domain,
+    wait_init_known,
+)
 from ._events import LifecycleWatch
 from ._status import RebootResult, StopResult, reason_name
 
@@ -54,13 +63,16 @@ def init_plan(host: Host, dom: Domain, method: str | None, *, reboot: bool) -> P
     return (reboot_plan if reboot else halt_plan)(method, listened)
 
 def ask_init(dom: Domain, name: str, plan: Plan, signals: Sequence[int],
-             deadline: float) -> LxcvirtError | None:
+             deadline: float, give_up: Callable[[], bool] = lambda: False,
+             ) -> LxcvirtError | None:
     """Send ``plan``'s initctl request (when it has one) and ``signals`` to init.
 
     None when at least one went through; otherwise libvirt's refusal.  libvirt learns
     the init's pid from its controller after create() has returned ("Init process ID
-    is not yet known"); under load that takes a while and no event says so: ask again.
+    is not yet known"); under load that takes a while and no event says so: ask again,
+    until ``deadline`` or until ``give_up()`` (asked every half second) says it never will.
     """
+    next_look = time.monotonic() + 0.5
     while True:
         failures: list[LibvirtError] = []
         sent = 0
@@ -85,6 +97,10 @@ def ask_init(dom: Domain, name: str, plan: Plan, signals: Sequence[int],
             raise refused
         if "not yet" not in refused.message or time.monotonic() >= deadline:
             return refused
+        if time.monotonic() >= next_look:
+            if give_up():
+                return refused
+            next_look = time.monotonic() + 0.5
         time.sleep(0.02)
 
 def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = None) -> StopResult:
@@ -111,10 +127,31 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
                               f"paused, and resuming it failed ({exc})")
     plan = init_plan(host, dom, mode, reboot=False)
     method = resumed + plan.describe()
+    # libvirtd may have lost its monitor connection to the container's controller (issue
+    # 17): it then neither hears that the init exited nor, without the init pid, can it
+    # deliver a request.  On a local daemon /proc tells, and the host delivers the signals.
+    cid = dom.ID()
+    lost = lost_monitor(dom) if host.is_local else None
+    if lost is not None and lost[0] == EXITED:
+        destroy_domain(dom, name)
+        return StopResult(name, "destroyed", time.monotonic() - began,
+                          f"nothing left to ask: {lost[1]}; destroyed to clear its state")
     with LifecycleWatch(host.conn, dom) as watch:
 
+        def gone() -> bool:
+            return host.is_local and cid > 0 and controller_gone(cid)
+
         def stopped() -> bool:
-            return not dom.isActive()
+            return not dom.isActive() or gone()
+
+        def ended(how: str) -> StopResult:
+            if gone() and dom.isActive():
+                # The init exited, libvirtd did not hear it: clear its state.
+                destroy_domain(dom, name)
+                return StopResult(name, how, time.monotonic() - began,
+                                  f"{method}; libvirtd had lost its monitor connection and "
+                                  "did not see the init exit: destroyed to clear its state")
+            return StopResult(name, how, time.monotonic() - began, method)
 
         # A signal the init does not handle yet is dropped by the kernel (a PID
         # namespace's init ignores unhandled signals from outside): a shell init
@@ -145,11 +182,25 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             return watch.wait_for(events, max(0.0, until - time.monotonic()), stopped)
 
         def ask(signals: Sequence[int], initctl: bool) -> LxcvirtError | None:
+            nonlocal lost, method
             mask = listening()
             if mask is not None:
                 unheard.extend(s for s in signals if not listens(mask, s))
-            return ask_init(dom, name, replace(plan, initctl=initctl), signals,
-                                  deadline)
+            refused = None
+            if lost is None:
+                refused = ask_init(dom, name, replace(plan, initctl=initctl), signals,
+                                   deadline, give_up=lambda: _lost_now(host, dom))
+                if refused is None or "not yet" not in refused.message:
+                    return refused
+                lost = lost_monitor(dom) if host.is_local else None
+            if lost is not None and lost[0] == NO_INIT_PID:
+                # libvirt cannot deliver it: the host does, to the init it can see.
+                sent = signal_init(cid, list(signals) or [signal.SIGTERM])
+                if sent:
+                    if "sent from the host" not in method:
+                        method += " (sent from the host: libvirtd had lost its monitor)"
+                    return None
+            return refused
 
         deadline = began + timeout
         refused = ask(plan.signals, plan.initctl)
@@ -157,16 +208,34 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             # The init's kind was not knowable: give the requests that do not disturb
             # systemd a while before SIGTERM, which would (it re-executes on SIGTERM).
             if wait(min(LATER_GRACE, timeout / 2)):
-                return StopResult(name, "shut down", time.monotonic() - began, method)
+                return ended("shut down")
             ask(plan.later, False)
         if refused is None and wait(max(0.0, deadline - time.monotonic())):
-            return StopResult(name, "shut down", time.monotonic() - began, method)
+            return ended("shut down")
         if stopped():
-            return StopResult(name, "shut down", time.monotonic() - began, method)
+            return ended("shut down")
         destroy_domain(dom, name)
         # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
         how = "destroyed" if refused is not None else "destroyed after timeout"
         return StopResult(name, how, time.monotonic() - began, method)
+
+def _lost_now(host: Host, dom: Domain) -> bool:
+    return host.is_local and lost_monitor(dom) is not None
+
+
+def signal_init(controller_pid: int, signals: Sequence[int]) -> bool:
+    """Send ``signals`` to the container's init from the host (as libvirt would, from the
+    parent PID namespace); False when its init cannot be found."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return False
+    try:
+        for number in signals:
+            os.kill(pid, number)
+    except ProcessLookupError:
+        return False
+    return True
+
 
 def reboot(host: Host, name: str, *, timeout: float = 60.0,
            mode: str | None = None) -> RebootResult:
