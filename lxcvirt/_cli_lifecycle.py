@@ -161,6 +161,8 @@ def start(
     )
     if rc is not None or not names:
         return rc
+    from .host import start_retries
+
     host = state.host()
 
     def act(name: str) -> Done:
@@ -171,9 +173,10 @@ def start(
         t0 = time.monotonic()
         status = host.start(name, check=not no_check, settle=settle, timeout=timeout)
         result = "resumed" if now.state == "paused" else "started"
+        again = start_retries(host.uri, name)
         return (outcome(name, "start", result, seconds=time.monotonic() - t0,
-                        status=status.to_dict()),
-                f"{name}: running (id {status.id})")
+                        message=again, status=status.to_dict()),
+                f"{name}: running (id {status.id})" + (f"; {again}" if again else ""))
 
     return each(state, names, act, as_json, "start")
 

@@ -386,6 +386,9 @@ def test_a_start_whose_controller_libvirt_lost_is_made_again(
     monkeypatch.setattr(Host, "_start_once", lose_first)
     assert host.start(name, check=False, settle=0).running
     assert len(calls) == 2
+    from lxcvirt.host import start_retries
+
+    assert start_retries(host.uri, name).startswith("started again (1 time): libvirtd")
 
     monkeypatch.setattr(Host, "_start_once", lambda *a: False)
     host.destroy(name)

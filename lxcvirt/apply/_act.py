@@ -22,6 +22,7 @@ from ..host import (
     deaths_since,
     running_when_back,
     set_limits,
+    start_retries,
 )
 from ..rootfs import ensure_roots
 from ..spec import Autostart
@@ -215,7 +216,8 @@ def _act(
             elif action == START:
                 started = time.monotonic()
                 target.start(item.name, check=check, settle=0)
-                done.append("started")
+                done.append("started" + (" again after a lost monitor"
+                                         if start_retries(target.uri, item.name) else ""))
             elif action == UNDEFINE:
                 target.undefine(item.name, force=True, timeout=timeout)
                 done.append("undefined")

@@ -23,7 +23,13 @@ from ..errors import (
     LxcvirtError,
     NotFound,
 )
-from ..host import RECONNECT_WAIT, LifecycleWatch, deaths_since, running_when_back
+from ..host import (
+    RECONNECT_WAIT,
+    LifecycleWatch,
+    deaths_since,
+    running_when_back,
+    start_retries,
+)
 from ._boot import run_lock
 from ._plan import Plan, plan
 from ._settings import entries
@@ -240,7 +246,8 @@ def _run_start(
         job.began.set()
         try:
             start(job.name)
-            outcome = Outcome(job.name, "start", "started", True, priority=job.priority)
+            outcome = Outcome(job.name, "start", "started", True, priority=job.priority,
+                              reason=start_retries(host.uri, job.name))
         except InvalidState:
             outcome = Outcome(job.name, "skip", "already running", True, priority=job.priority)
         except DaemonUnreachable as exc:

@@ -26,6 +26,7 @@ from ._controller import (
     deaths_since,
     default_preflight,
     running_when_back,
+    start_retries,
 )
 from ._definitions import definition_diff, keep_generated, runs_old_definition
 from ._eventlog import Event, events
@@ -83,6 +84,7 @@ __all__ = [
     "Status",
     "StopResult",
     "deaths_since",
+    "start_retries",
     "default_preflight",
     "events",
     "info",

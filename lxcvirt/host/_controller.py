@@ -454,12 +454,15 @@ class Host:
         if blocker is not None:
             raise StartFailed(f"{name} cannot start: {blocker}")
         tries = MONITOR_RETRIES + 1
+        with _RESTARTED_LOCK:
+            RETRIES[(self.uri, name)] = 0
         for _ in range(tries):
             if self._start_once(dom, name, settle, timeout):
                 return self.status_of(dom)
             # Destroyed to be started again: its death so far is not the new one's.
             with _RESTARTED_LOCK:
                 RESTARTED[(self.uri, name)] = time.monotonic()
+                RETRIES[(self.uri, name)] += 1
         raise StartFailed(
             f"{name} started, but libvirt did not learn its init pid (its monitor lost the "
             f"container's controller, {tries} times), so it could not be stopped "
@@ -568,6 +571,21 @@ class Host:
 #: start it again (monotonic): a watch of its start counts deaths from then on only.
 RESTARTED: dict[tuple[str, str], float] = {}
 _RESTARTED_LOCK = threading.Lock()
+
+
+#: (uri, name) -> how many times the last start() started it again after a lost monitor.
+RETRIES: dict[tuple[str, str], int] = {}
+
+
+def start_retries(uri: str, name: str) -> str:
+    """What to say of the last start of ``name`` when it was started again after libvirtd
+    lost its monitor ("" when it was not)."""
+    with _RESTARTED_LOCK:
+        n = RETRIES.get((uri, name), 0)
+    if not n:
+        return ""
+    return (f"started again ({n} time{'s' if n > 1 else ''}): libvirtd had lost its monitor "
+            "connection to the first one's controller")
 
 
 def deaths_since(uri: str, name: str, since: float) -> float:
