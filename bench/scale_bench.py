@@ -11,7 +11,8 @@ written as spec files into a folder, then with the CLI as a user runs it:
 
 Printed per COUNT: the wall time of each step and per container, the growth of the time
 per container against the smallest COUNT of 50 or more (goal: within 1.3x up to 400),
-failed starts and forced stops (goal: 0 over 10 rounds at 200), and lxcvirt's peak memory
+failed starts and forced stops (goal: 0 over 10 rounds at 200), starts that libvirtd lost
+the monitor of (made again by start), and lxcvirt's peak memory
 (max RSS of the command; goal: at most 100 KiB more per container).
 
 Not a test: no assertions.  Everything it makes is removed at the end.
@@ -89,7 +90,8 @@ def bench(uri: str, counts: list[int], rounds: int) -> None:
                 (specs / f"{name}.toml").write_text(SPEC.format(
                     name=name, init=TERM_INIT[0], args=json.dumps(list(TERM_INIT[1:])),
                     root=root, priority=(i % 3) * 10, group=group))
-            row: dict[str, Any] = {"count": count, "failed": 0, "forced": 0, "rss": 0}
+            row: dict[str, Any] = {"count": count, "failed": 0, "forced": 0, "again": 0,
+                                   "rss": 0}
             t, rss, _, _ = run_rss([*ours, "apply", str(specs), "--json"], env)
             row["define"], row["rss"] = t, max(row["rss"], rss)
             t, rss, out, _ = run_rss([*ours, "list", "--all", "--json"], env)
@@ -104,13 +106,19 @@ def bench(uri: str, counts: list[int], rounds: int) -> None:
                 row["rss"] = max(row["rss"], rss)
                 report = json.loads(out)
                 row["failed"] += sum(1 for c in report["containers"] if not c["ok"])
+                row["again"] += sum(1 for c in report["containers"]
+                                    if "started again" in (c["message"] or ""))
                 t, rss, out, _ = run_rss([*ours, "stop", "--all", "--group", group,
                                           "--json"], env)
                 stops.append(t)
                 row["rss"] = max(row["rss"], rss)
                 report = json.loads(out)
-                row["forced"] += sum(1 for c in report["containers"]
-                                     if c["result"].startswith("destroyed") or not c["ok"])
+                forced = [c for c in report["containers"]
+                          if c["result"].startswith("destroyed") or not c["ok"]]
+                row["forced"] += len(forced)
+                for c in forced[:3]:
+                    print(f"   forced: {c['name']}: {c['result']} in {c['seconds']:.2f} s "
+                          f"({c['method']}) {c['message'] or ''}")
             row["start --all"] = min(starts)
             row["stop --all"] = min(stops)
             t, rss, out, _ = run_rss([*ours, "apply", str(specs), "--json"], env)
@@ -142,7 +150,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
               f"{growth:4.2f}x")
     print(f"   list vs virsh list --all: {last['list']:.2f} s vs {last['virsh list']:.2f} s "
           f"= {last['list'] / last['virsh list']:.2f}x")
-    print(f"   failed starts {last['failed']}, forced stops {last['forced']}")
+    print(f"   failed starts {last['failed']}, forced stops {last['forced']}, starts made "
+          f"again after a lost monitor {last['again']}")
     first = rows[0]
     extra = ""
     if len(rows) > 1 and n > first["count"]:
