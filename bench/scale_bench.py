@@ -118,7 +118,7 @@ def bench(uri: str, counts: list[int], rounds: int) -> None:
                 row["forced"] += len(forced)
                 for c in forced[:3]:
                     print(f"   forced: {c['name']}: {c['result']} in {c['seconds']:.2f} s "
-                          f"({c['method']}) {c['message'] or ''}")
+                          f"({c.get('method')}) {c['message'] or ''}")
             row["start --all"] = min(starts)
             row["stop --all"] = min(stops)
             t, rss, out, _ = run_rss([*ours, "apply", str(specs), "--json"], env)

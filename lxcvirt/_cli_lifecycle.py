@@ -516,7 +516,7 @@ def status(state: State, name: str, as_json: bool) -> None:
 
         emit(info(state.host(), name).to_dict())
         return
-    s = state.host().status(name)
+    s = state.host().status(name, monitor=True)
     click.echo(f"name:       {shown(s.name)}")
     click.echo(f"uuid:       {s.uuid}")
     click.echo(f"state:      {s.state} ({s.reason})"

@@ -121,10 +121,12 @@ def _check(host: Host, asked: str, exited: str, forgot: str) -> None:
 
     time.sleep(max(0.0, LOST_AFTER - 1))
     deadline = time.monotonic() + 10
-    while host.status(forgot).monitor_lost is None:
+    while host.status(forgot, monitor=True).monitor_lost is None:
         assert time.monotonic() < deadline, "the unknown init pid was never seen"
         time.sleep(0.2)
-    assert "never learned its init pid" in (host.status(forgot).monitor_lost or "")
+    assert "never learned its init pid" in (host.status(forgot, monitor=True).monitor_lost
+                                            or "")
+    assert host.status(forgot).monitor_lost is None  # without asking libvirt: not seen
     result = host.stop(forgot, timeout=STOP_TIMEOUT)
     assert result.how == "shut down", result
     assert "sent from the host" in result.method and result.seconds < 5, result

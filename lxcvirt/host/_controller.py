@@ -254,14 +254,15 @@ class Host:
         except (XMLError, NotFound):
             return False
 
-    def status(self, name: str) -> Status:
-        """One container's status; on a local daemon also its OOM kills and whether
-        libvirtd has lost its monitor (asked of libvirt too: one call more)."""
+    def status(self, name: str, *, monitor: bool = False) -> Status:
+        """One container's status; on a local daemon also its OOM kills, and with
+        ``monitor`` whether libvirtd has lost its monitor even while the controller runs
+        (asked of libvirt: one call more; list() sees only a controller that exited)."""
         dom = self.domain(name)
         st = self.status_of(dom)
         if st.id is not None and self.is_local:
             lost = st.monitor_lost
-            if lost is None:
+            if lost is None and monitor:
                 with _libvirt.converted(f"reading the state of {name}"):
                     lost = self._lost(dom, st.id, dom.state()[0], ask=True)
             st = replace(st, oom_kills=oom_kills(st.id), monitor_lost=lost)

@@ -76,7 +76,7 @@ class Info:
 
 def info(host: Host, name: str) -> Info:
     dom = host.domain(name)
-    status = host.status(name)
+    status = host.status(name, monitor=True)
     running = status.id is not None and status.state in ("running", "paused")
     try:
         root = parse_xml(dom.XMLDesc(0), name)

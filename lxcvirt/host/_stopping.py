@@ -131,7 +131,7 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
     # 17): it then neither hears that the init exited nor, without the init pid, can it
     # deliver a request.  On a local daemon /proc tells, and the host delivers the signals.
     cid = dom.ID()
-    lost = lost_monitor(dom) if host.is_local else None
+    lost = lost_monitor(dom, ask=False) if host.is_local else None  # /proc only: cheap
     if lost is not None and lost[0] == EXITED:
         destroy_domain(dom, name)
         return StopResult(name, "destroyed", time.monotonic() - began,
@@ -182,24 +182,22 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             return watch.wait_for(events, max(0.0, until - time.monotonic()), stopped)
 
         def ask(signals: Sequence[int], initctl: bool) -> LxcvirtError | None:
-            nonlocal lost, method
+            nonlocal method
             mask = listening()
             if mask is not None:
                 unheard.extend(s for s in signals if not listens(mask, s))
-            refused = None
-            if lost is None:
-                refused = ask_init(dom, name, replace(plan, initctl=initctl), signals,
-                                   deadline, give_up=lambda: _lost_now(host, dom))
-                if refused is None or "not yet" not in refused.message:
-                    return refused
-                lost = lost_monitor(dom) if host.is_local else None
-            if lost is not None and lost[0] == NO_INIT_PID:
-                # libvirt cannot deliver it: the host does, to the init it can see.
-                sent = signal_init(cid, list(signals) or [signal.SIGTERM])
-                if sent:
-                    if "sent from the host" not in method:
-                        method += " (sent from the host: libvirtd had lost its monitor)"
-                    return None
+            refused = ask_init(dom, name, replace(plan, initctl=initctl), signals, deadline,
+                               give_up=lambda: host.is_local and lost_monitor(dom) is not None)
+            if refused is None or "not yet" not in refused.message or not host.is_local:
+                return refused
+            lost = lost_monitor(dom)
+            if lost is not None and lost[0] == NO_INIT_PID and signal_init(
+                cid, list(signals) or [signal.SIGTERM]
+            ):
+                # libvirt cannot deliver it: the host did, to the init it can see.
+                if "sent from the host" not in method:
+                    method += " (sent from the host: libvirtd had lost its monitor)"
+                return None
             return refused
 
         deadline = began + timeout
@@ -218,10 +216,6 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
         # "destroyed": libvirt refused the shutdown itself, so there was nothing to wait for.
         how = "destroyed" if refused is not None else "destroyed after timeout"
         return StopResult(name, how, time.monotonic() - began, method)
-
-def _lost_now(host: Host, dom: Domain) -> bool:
-    return host.is_local and lost_monitor(dom) is not None
-
 
 def signal_init(controller_pid: int, signals: Sequence[int]) -> bool:
     """Send ``signals`` to the container's init from the host (as libvirt would, from the
