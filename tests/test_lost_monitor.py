@@ -29,15 +29,25 @@ pytestmark = pytest.mark.skipif(plain_daemon.available() is not None,
                                 reason=str(plain_daemon.available()))
 
 STOP_TIMEOUT = 30.0
+#: Above any pid this machine hands out (pid_max is at most 2**22).
+NO_SUCH_PID = 2**22 + 7
 
 
 @contextmanager
-def _silent_monitors(daemon: Any, names: list[str], *, forget_init: tuple[str, ...] = ()
-                     ) -> Iterator[None]:
+def _silent_monitors(daemon: Any, names: list[str], *, forget_init: tuple[str, ...] = (),
+                     wrong_init: tuple[str, ...] = ()) -> Iterator[None]:
     """Restart ``daemon`` with each container's monitor socket answered by a listener of
-    ours that says nothing; ``forget_init``: their saved init pid removed as well."""
+    ours that says nothing; ``forget_init``: their saved init pid removed as well;
+    ``wrong_init`` (monitor left as it is): their saved init pid one that names no
+    process, as libvirtd keeps an earlier instance's when it never hears the new one's."""
     run = daemon.folder / "run" / "lxc"
     daemon.kill()
+    for name in wrong_init:
+        status = run / f"{name}.xml"
+        text, n = re.subn(r"<init pid='\d+'/>", f"<init pid='{NO_SUCH_PID}'/>",
+                          status.read_text())
+        assert n == 1
+        status.write_text(text)
     servers = []
     held: list[socket.socket] = []
     for name in names:
@@ -78,16 +88,28 @@ def _init_of(host: Host, name: str) -> int:
 def test_a_lost_monitor_is_shown_and_stop_does_not_wait_for_it(busybox_root: Path) -> None:
     with plain_daemon.restartable_daemon() as daemon:
         host = Host(daemon.uri, preflight=lambda _h: None)
-        asked, exited, forgot = "lost-asked", "lost-exited", "lost-noinit"
-        for name in (asked, exited, forgot):
+        asked, exited, forgot, wrong = "lost-asked", "lost-exited", "lost-noinit", "lost-wrong"
+        for name in (asked, exited, forgot, wrong):
             host.create(busybox_spec(name, busybox_root), check=False)
         host.close()
-        with _silent_monitors(daemon, [asked, exited, forgot], forget_init=(forgot,)):
+        with _silent_monitors(daemon, [asked, exited, forgot], forget_init=(forgot,),
+                              wrong_init=(wrong,)):
             host = Host(daemon.uri, preflight=lambda _h: None)
             try:
                 _check(host, asked, exited, forgot)
+                _check_wrong_init(host, wrong)
             finally:
                 host.close()
+
+
+def _check_wrong_init(host: Host, wrong: str) -> None:
+    # libvirt's signal would go to a pid that names no process: status says so, and the
+    # host signals the real init; libvirtd's own monitor still sees it end.
+    assert "wrong init pid" in (host.status(wrong, monitor=True).monitor_lost or "")
+    result = host.stop(wrong, timeout=STOP_TIMEOUT)
+    assert result.how == "shut down", result
+    assert "sent from the host" in result.method and result.seconds < 5, result
+    assert host.status(wrong).state == "shut off"
 
 
 def _check(host: Host, asked: str, exited: str, forgot: str) -> None:

@@ -50,27 +50,30 @@ def wait_init_known(dom: Domain, deadline: float, lost: Callable[[], bool] = lam
         try:
             fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
         except InvalidState:  # "Init process ID is not yet known"
-            if not _libvirt.call("", dom.isActive):
-                return True  # it died: the caller's state checks report that
-            if time.monotonic() >= deadline or (time.monotonic() >= next_look and lost()):
-                # An init that exits at once never reports its pid either, and libvirt may
-                # take a moment to notice it is gone: a container about to be shut off is
-                # no lost monitor (destroying and starting it again would hide its death).
-                grace = time.monotonic() + 1.0
-                while time.monotonic() < grace:
-                    if not _libvirt.call("", dom.isActive):
-                        return True
-                    time.sleep(0.05)
-                return False
-            if time.monotonic() >= next_look:
-                next_look = time.monotonic() + 0.1
-            time.sleep(0.01)
-            continue
+            fds = None
         except LibvirtError:
             return True  # e.g. a URI that cannot pass file descriptors: nothing to wait for
-        for fd in fds or ():
-            os.close(fd)
-        return True
+        if fds:
+            for fd in fds:
+                os.close(fd)
+            return True
+        # Not known yet; or (no namespaces at all) libvirt holds a pid that names no process:
+        # it kept an earlier instance's and never heard this one's (a lost monitor).
+        if not _libvirt.call("", dom.isActive):
+            return True  # it died: the caller's state checks report that
+        if time.monotonic() >= deadline or (time.monotonic() >= next_look and lost()):
+            # An init that exits at once never reports its pid either, and libvirt may
+            # take a moment to notice it is gone: a container about to be shut off is
+            # no lost monitor (destroying and starting it again would hide its death).
+            grace = time.monotonic() + 1.0
+            while time.monotonic() < grace:
+                if not _libvirt.call("", dom.isActive):
+                    return True
+                time.sleep(0.05)
+            return False
+        if time.monotonic() >= next_look:
+            next_look = time.monotonic() + 0.1
+        time.sleep(0.01)
 
 
 #: Seconds a controller may run before an unknown init pid means a lost monitor (a start
@@ -96,22 +99,27 @@ def lost_monitor(dom: Domain, *, ask: bool = True) -> tuple[str, str] | None:
     if controller_gone(cid):
         return EXITED, (f"its controller (pid {cid}) has exited, but libvirtd did not "
                         "notice: it had lost its monitor connection")
-    age = process_age(cid)
-    if not ask or age is None or age < LOST_AFTER:
+    if not ask:
         return None
     import libvirt_lxc
 
     try:
         fds = _libvirt.call("", libvirt_lxc.lxcOpenNamespace, dom, 0)
     except InvalidState as exc:
-        if "not yet" in exc.message:  # "Init pid is not yet available"
+        # "Init pid is not yet available": for a start's first moments, that is normal.
+        age = process_age(cid)
+        if "not yet" in exc.message and age is not None and age >= LOST_AFTER:
             return NO_INIT_PID, ("libvirtd never learned its init pid: it lost its monitor "
                                  "connection to the controller (libvirt's shutdown, exec "
                                  "and console cannot reach it)")
         return None
     except LxcvirtError:
         return None
-    for fd in fds or ():
+    if not fds:  # the pid libvirt holds names no process: an earlier instance's
+        return NO_INIT_PID, ("libvirtd holds a wrong init pid for it (an earlier instance's: "
+                             "it lost its monitor connection before it heard this one's), "
+                             "so libvirt's shutdown, exec and console cannot reach it")
+    for fd in fds:
         os.close(fd)
     return None
 

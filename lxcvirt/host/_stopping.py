@@ -186,9 +186,18 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             mask = listening()
             if mask is not None:
                 unheard.extend(s for s in signals if not listens(mask, s))
-            refused = ask_init(dom, name, replace(plan, initctl=initctl), signals, deadline,
-                               give_up=lambda: host.is_local and lost_monitor(dom) is not None)
-            if refused is None or "not yet" not in refused.message or not host.is_local:
+            try:
+                refused = ask_init(dom, name, replace(plan, initctl=initctl), signals,
+                                   deadline, give_up=lambda: host.is_local
+                                   and lost_monitor(dom) is not None)
+            except LibvirtError as exc:
+                # "Unable to send 15 signal to process N: No such process": libvirt holds
+                # an earlier instance's init pid (see lost_monitor).
+                if not host.is_local or "No such process" not in exc.message:
+                    raise
+                refused = exc
+            if refused is None or not host.is_local or not any(
+                    why in refused.message for why in ("not yet", "No such process")):
                 return refused
             lost = lost_monitor(dom)
             if lost is not None and lost[0] == NO_INIT_PID and signal_init(
