@@ -19,7 +19,6 @@ from ._cli_common import (
     emit,
     json_option,
     shown,
-    summary_line,
     want_json,
 )
 
@@ -234,8 +233,7 @@ def _print_report(report: Any, progress: _Progress) -> int:
         if progress.shown.get(o.name) != o.result:
             progress.p.item(_line(o), o.to_dict(), again=o.name in progress.shown)
     out = report.to_dict()
-    progress.p.finish(out, summary_line(f"{report.action} --all", out["counts"],
-                                        len(report.outcomes), report.seconds))
+    progress.p.finish(out, f"{report.action} --all")
     if report.failed:
         bad = len(report.failed)
         click.echo(f"lxcvirt: {bad} of {len(report.outcomes)} containers did not "

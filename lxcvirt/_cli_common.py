@@ -167,8 +167,10 @@ class Progress:
                 click.echo(f"{where}{line} (at {self.elapsed():.1f} s)")
                 self._draw_bar()
 
-    def finish(self, report: dict[str, object], summary: str) -> None:
-        """The end: the report (--json), its summary line (--json-lines), or ``summary``."""
+    def finish(self, report: dict[str, Any], label: str | None = None) -> None:
+        """The end: the report (--json), the report without its containers
+        (--json-lines), or a summary line: ``LABEL: 2 shut down, 1 failed (3 in 1.2 s)``
+        (LABEL: the report's action)."""
         with self.lock:
             self._clear_bar()
             if self.lines:
@@ -176,7 +178,8 @@ class Progress:
             elif self.json:
                 emit(report)
             elif not self.quiet:
-                click.echo(summary)
+                click.echo(summary_line(label or report["action"], report["counts"],
+                                        len(report["containers"]), report["seconds"]))
 
     def _draw_bar(self) -> None:
         if not self.bar or not self.total:

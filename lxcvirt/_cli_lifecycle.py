@@ -23,7 +23,6 @@ from ._cli_common import (
     shown,
     source_from,
     spec_flag_options,
-    summary_line,
     want_json,
     with_options,
 )
@@ -90,8 +89,7 @@ def each(state: State, names: tuple[str, ...], act: Callable[[str], Done], as_js
         results.append(data)
         progress.item(line, data)
     out = report(action, results, seconds=progress.elapsed())
-    progress.finish(out, summary_line(action, out["counts"], len(results),  # type: ignore[arg-type]
-                                      progress.elapsed()))
+    progress.finish(out)
     return int(str(out["exit_code"]))
 
 

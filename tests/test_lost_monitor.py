@@ -85,7 +85,9 @@ def _init_of(host: Host, name: str) -> int:
     return pid
 
 
-def test_a_lost_monitor_is_shown_and_stop_does_not_wait_for_it(busybox_root: Path) -> None:
+def test_a_lost_monitor_is_shown_and_stop_does_not_wait_for_it(
+    libvirt_conn: Any, busybox_root: Path
+) -> None:
     with plain_daemon.restartable_daemon() as daemon:
         host = Host(daemon.uri, preflight=lambda _h: None)
         asked, exited, forgot, wrong = "lost-asked", "lost-exited", "lost-noinit", "lost-wrong"

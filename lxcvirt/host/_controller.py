@@ -229,7 +229,8 @@ class Host:
         if not self.is_local or dom_id <= 0 or state not in (libvirt.VIR_DOMAIN_RUNNING,
                                                               libvirt.VIR_DOMAIN_PAUSED):
             return None
-        lost = lost_monitor(dom, ask=ask)
+        # Asking libvirt means lxcOpenNamespace: over TCP/TLS/SSH it closes the connection.
+        lost = lost_monitor(dom, ask=ask and self.passes_fds)
         return None if lost is None else lost[1]
 
     @staticmethod

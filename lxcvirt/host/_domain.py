@@ -90,7 +90,8 @@ def lost_monitor(dom: Domain, *, ask: bool = True) -> tuple[str, str] | None:
     Two ways show it: the controller has exited (its init did) and libvirt still calls it
     running (no end-of-file reached libvirtd); or the controller has run a while and
     libvirt never learned its init pid (the start-time race of libvirtd 9.0, see
-    _starting.start_once).  ``ask``: also ask libvirt for the init pid (one call)."""
+    _starting.start_once), or holds a wrong one.  ``ask``: also ask libvirt for the init
+    pid (one lxcOpenNamespace call: only over a connection that passes fds)."""
     from .._proc import controller_gone, process_age
 
     cid = dom.ID()

@@ -189,7 +189,7 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             try:
                 refused = ask_init(dom, name, replace(plan, initctl=initctl), signals,
                                    deadline, give_up=lambda: host.is_local
-                                   and lost_monitor(dom) is not None)
+                                   and lost_monitor(dom, ask=host.passes_fds) is not None)
             except LibvirtError as exc:
                 # "Unable to send 15 signal to process N: No such process": libvirt holds
                 # an earlier instance's init pid (see lost_monitor).
@@ -199,7 +199,7 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             if refused is None or not host.is_local or not any(
                     why in refused.message for why in ("not yet", "No such process")):
                 return refused
-            lost = lost_monitor(dom)
+            lost = lost_monitor(dom, ask=host.passes_fds)
             if lost is not None and lost[0] == NO_INIT_PID and signal_init(
                 cid, list(signals) or [signal.SIGTERM]
             ):
