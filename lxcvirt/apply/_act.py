@@ -60,6 +60,8 @@ class ItemResult:
     diff: str = ""
     #: The kind of ``error`` (as in lxcvirt.errors).
     kind: str | None = None
+    #: Worth saying of what went well (a start made again after a lost monitor).
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -74,14 +76,14 @@ class ItemResult:
         words = list(self.done) or ["unchanged"]
         if self.restart_needed:
             words.append("restart needed")
-        text = ", ".join(words)
+        text = ", ".join(words) + (f" ({self.note})" if self.note else "")
         if self.error is not None:
             text = f"FAILED: {self.error}" if not self.done else f"{text}; FAILED: {self.error}"
         return text
 
     def to_dict(self) -> dict[str, object]:
         return outcome(self.name, "apply", self.result, ok=self.ok, error=self.kind,
-                       message=self.error, host=self.host, planned=list(self.planned),
+                       message=self.error or self.note, host=self.host, planned=list(self.planned),
                        done=list(self.done), restart_needed=self.restart_needed)
 
 
@@ -176,6 +178,7 @@ def _act(
 ) -> tuple[ItemResult, float | None]:
     """Carry out one item; returns the result and when it was started here (or None)."""
     done: list[str] = []
+    note = ""
     diff = ""
     metadata_defined = False
     restart_needed = item.restart_needed
@@ -216,8 +219,8 @@ def _act(
             elif action == START:
                 started = time.monotonic()
                 target.start(item.name, check=check, settle=0)
-                done.append("started" + (" again after a lost monitor"
-                                         if start_retries(target.uri, item.name) else ""))
+                done.append("started")
+                note = start_retries(target.uri, item.name)
             elif action == UNDEFINE:
                 target.undefine(item.name, force=True, timeout=timeout)
                 done.append("undefined")
@@ -239,7 +242,7 @@ def _act(
         return ItemResult(item.host, item.name, item.actions, tuple(done), str(exc),
                           restart_needed, diff, exc.kind), None
     return ItemResult(item.host, item.name, item.actions, tuple(done), None,
-                      restart_needed, diff), started
+                      restart_needed, diff, note=note), started
 
 
 def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
