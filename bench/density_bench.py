@@ -47,6 +47,7 @@ def booted(ours: list[str], name: str) -> str:
 
 
 def bench(uri: str, count: int, memory: str, network: str) -> None:
+    from lxcvirt.errors import LxcvirtError
     from lxcvirt.host import Host
     from lxcvirt.rootfs import create
     from lxcvirt.spec import Container, Filesystem, Init, Interface
@@ -60,6 +61,7 @@ def bench(uri: str, count: int, memory: str, network: str) -> None:
     before = meminfo()["MemAvailable"]
     print(f"== up to {count} Debian bookworm containers, systemd, {memory} each, "
           f"network {network or 'none'}; {before // 1024} MiB available at first")
+    bad: list[tuple[str, str]] = []
     try:
         while len(names) < count:
             batch = [f"lxcvirt-dens-{os.getpid()}-{len(names) + i:03d}"
@@ -67,21 +69,28 @@ def bench(uri: str, count: int, memory: str, network: str) -> None:
             t0 = time.monotonic()
             for name in batch:
                 root = create("debian/bookworm", base / name, hostname=name[-12:]).dest
-                host.create(Container(
-                    name=name, init=Init("/sbin/init"), memory=memory,
-                    filesystems=(Filesystem(target="/", source=str(root)),),
-                    interfaces=(Interface(type="network", source=network),) if network else (),
-                ), check=False)
                 names.append(name)
+                try:
+                    host.create(Container(
+                        name=name, init=Init("/sbin/init"), memory=memory,
+                        filesystems=(Filesystem(target="/", source=str(root)),),
+                        interfaces=((Interface(type="network", source=network),)
+                                    if network else ()),
+                    ), check=False)
+                except LxcvirtError as exc:
+                    bad.append((name, str(exc).splitlines()[0]))
+                    break
+            up = [n for n in batch if n in names and not any(n == b for b, _ in bad)]
             with ThreadPoolExecutor(4) as pool:
-                states = list(pool.map(lambda n: booted(ours, n), batch))
-            bad = [(n, s) for n, s in zip(batch, states, strict=True)
-                   if s not in ("running", "degraded")]
+                states = list(pool.map(lambda n: booted(ours, n), up))
+            bad += [(n, s) for n, s in zip(up, states, strict=True)
+                    if s not in ("running", "degraded")]
             t_list = _timed([*ours, "list"])
             t_virsh = _timed(["virsh", "-q", "-c", uri, "list"])
             m = meminfo()
             load = os.getloadavg()[0]
-            print(f"{len(names):4d} running  batch booted in {time.monotonic() - t0:5.1f} s  "
+            print(f"{len(names) - len(bad):4d} running  batch booted in "
+                  f"{time.monotonic() - t0:5.1f} s  "
                   f"available {m['MemAvailable'] // 1024:6d} MiB  "
                   f"({(before - m['MemAvailable']) / len(names) / 1024:5.1f} MiB each)  "
                   f"load {load:5.2f}  list {t_list:.2f} s (virsh {t_virsh:.2f} s)")
@@ -91,7 +100,7 @@ def bench(uri: str, count: int, memory: str, network: str) -> None:
             if m["MemAvailable"] < 512 * 1024:
                 print("   stopped: less than 512 MiB of memory left")
                 break
-        print(f"result: {len(names)} containers booted and reached with exec")
+        print(f"result: {len(names) - len(bad)} containers booted and reached with exec")
     finally:
         _remove(host, names)
         host.close()

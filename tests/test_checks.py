@@ -391,3 +391,22 @@ def test_check_spec_names_the_controller_each_limit_needs(
     # a spec that asks no limit adds no such check
     plain = run_checks(root=root, mkdir=_faulty_mkdir(root, faults), spec=_limits_spec())
     assert plain.get(check) is None
+
+
+@pytest.mark.parametrize(("limit", "level"), [(128, "warn"), (699, "warn"), (700, "ok"),
+                                              (8192, "ok")])
+def test_the_inotify_budget_of_systemd_containers(tmp_path: Path, limit: int,
+                                                  level: str) -> None:
+    # With 128 the 19th Debian container's systemd exited at once (bench/density_bench.py).
+    root = tmp_path / "h"
+    shutil.copytree(HOSTS / "v2-all", root, symlinks=True)
+    sysctl = root / "proc/sys/fs/inotify"
+    sysctl.mkdir(parents=True, exist_ok=True)
+    (sysctl / "max_user_instances").write_text(f"{limit}\n")
+    found = {f.check: f for f in run_checks(root=root, probe=False).findings}
+    assert found["host.inotify"].level == level
+    assert f"room for about {limit // 7} systemd containers" in found["host.inotify"].what
+    if level == "warn":
+        assert "fs.inotify.max_user_instances=8192" in found["host.inotify"].fix
+    (sysctl / "max_user_instances").unlink()
+    assert "host.inotify" not in {f.check for f in run_checks(root=root, probe=False).findings}

@@ -20,7 +20,7 @@ from .._hostfs import (
     remove_dir,
     socket_owner,
 )
-from ._daemon import daemon_checks, namespace_checks
+from ._daemon import daemon_checks, inotify_checks, namespace_checks
 from ._idmap import idmap_checks
 from ._report import LEVELS, Finding, Level, Report
 
@@ -83,6 +83,7 @@ class Checker:
         if self.local:
             layout = self._cgroups()
             namespace_checks(self)
+            inotify_checks(self)
         else:
             uri = self.host.uri if self.host else ""
             for check in ("cgroup.layout", "daemon.cgroups", "namespaces"):

@@ -39,6 +39,35 @@ def namespace_checks(c: Checker) -> None:
                      "(max_user_namespaces = 0)", NAMESPACES_OPTIONAL["user"],
                      "sysctl user.max_user_namespaces=15000")
 
+
+#: inotify instances one idle Debian systemd container takes of its root user (systemd
+#: 5, logind 1, agetty 1; measured with bookworm): containers without an idmap share the
+#: host root's budget, ``fs.inotify.max_user_instances`` (128 by default).
+INOTIFY_PER_SYSTEM = 7
+#: Below this many systemd containers' worth, the limit is worth a warning.
+INOTIFY_ENOUGH_FOR = 100
+
+
+def inotify_checks(c: Checker) -> None:
+    """The inotify budget systemd containers share: with the default 128 instances, the
+    19th Debian container's systemd exits at once ("Too many open files")."""
+    text = (c.reader.text("/proc/sys/fs/inotify/max_user_instances") or "").strip()
+    if not text.isdigit():
+        return
+    limit = int(text)
+    room = limit // INOTIFY_PER_SYSTEM
+    what = (f"fs.inotify.max_user_instances = {limit}: room for about {room} systemd "
+            "containers at once (7 instances each, shared by every container without an "
+            "idmap)")
+    if room >= INOTIFY_ENOUGH_FOR:
+        c.add("host.inotify", "ok", what)
+        return
+    c.add("host.inotify", "warn", what,
+          "past it the next container's systemd cannot watch its units and exits at once",
+          "sysctl -w fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 "
+          "(and the same in /etc/sysctl.d/ to keep it; scripts/host-setup does this)")
+
+
 # the daemon -------------------------------------------------------------------------
 
 
