@@ -48,6 +48,20 @@ def _unescape(field_: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_)
 
 
+
+def io_weights_missing(root: str | Path = "/") -> str | None:
+    """Where block I/O weights cannot be set on this host (the blkio or io hierarchy that
+    has no weight file), or None when they can, or when that cannot be told."""
+    reader = Reader(root)
+    mountinfo = reader.text("/proc/self/mountinfo")
+    if mountinfo is None:
+        return None
+    lay = reader.layout(parse_mountinfo(mountinfo), reader.subsystems())
+    where = lay.where("io" if lay.kind == "v2" else "blkio")
+    if where is None or reader.io_weight_file(lay) is not None:
+        return None
+    return where
+
 def parse_mountinfo(text: str) -> list[Mount]:
     """The mounts of a ``/proc/PID/mountinfo``, the visible one per mount point."""
     seen: dict[str, Mount] = {}
@@ -166,6 +180,32 @@ class Reader:
         else:
             kind = "none"
         return Layout(kind, v1, unified, v2)
+
+    def io_weight_file(self, lay: Layout) -> str | None:
+        """A file through which a cgroup's block I/O weight is set (blkio.bfq.weight,
+        blkio.weight; io.bfq.weight, io.weight on cgroup v2), in the blkio/io hierarchy
+        or its first level of cgroups; None when there is none.
+
+        The kernel makes them only with an I/O scheduler that has weights (BFQ; CFQ
+        before Linux 5.0, and not on the root for BFQ). Without one, libvirt fails every
+        start of a container that sets a weight, and reading the block I/O parameters
+        of any running container.
+        """
+        v2 = lay.kind == "v2"
+        where = lay.where("io" if v2 else "blkio")
+        if where is None:
+            return None
+        names = ("io.bfq.weight", "io.weight") if v2 else ("blkio.bfq.weight", "blkio.weight")
+        top = self.path(where)
+        try:
+            subs = sorted(e.name for e in os.scandir(top) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            return None
+        for rel in ["", *subs[:64]]:
+            for n in names:
+                if (top / rel / n).is_file():
+                    return f"{where.rstrip('/')}/{rel + '/' if rel else ''}{n}"
+        return None
 
     def kernel_config(self) -> dict[str, str] | None:
         """CONFIG_* values from /proc/config.gz or /boot/config-RELEASE, if readable."""

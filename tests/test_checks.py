@@ -83,6 +83,38 @@ def test_fixture_verdict(name: str, tmp_path: Path) -> None:
         assert f.why and f.fix, f"a failure must say why and what to do: {f}"
 
 
+@pytest.mark.parametrize(("fixture", "weight", "check"), [
+    ("v1-all", "sys/fs/cgroup/blkio/machine/blkio.bfq.weight", "spec.limits.blkio"),
+    ("v2-all", "sys/fs/cgroup/system.slice/io.weight", "spec.limits.io"),
+])
+def test_a_host_without_io_weights_warns_and_fails_a_spec_that_sets_one(
+    fixture: str, weight: str, check: str, tmp_path: Path
+) -> None:
+    from lxcvirt.spec import BlkioDevice
+
+    root = tmp_path / fixture
+    shutil.copytree(HOSTS / fixture, root, symlinks=True)
+    with_weight = run_checks(root=root, probe=False, spec=_limits_spec(blkio_weight=500))
+    found = with_weight.get("cgroup.io-weight")
+    assert found is not None and found.level == "ok" and weight.split("/")[-1] in found.what
+    assert with_weight.get(check).level == "ok"  # type: ignore[union-attr]
+    (root / weight).unlink()  # a kernel whose disks use mq-deadline or none: no weights
+    report = run_checks(root=root, probe=False)
+    found = report.get("cgroup.io-weight")
+    assert found is not None and found.level == "warn" and "BFQ" in found.why
+    assert report.exit_code == 0  # a host without weights still runs containers
+    for limits, said in (({"blkio_weight": 500}, "limits.blkio_weight"),
+                         ({"blkio_devices": (BlkioDevice("/dev/vda", weight=200),)},
+                          "limits.blkio_device weight")):
+        failed = run_checks(root=root, probe=False, spec=_limits_spec(**limits)).get(check)
+        assert failed is not None and failed.level == "fail" and failed.required, failed
+        assert said in failed.what and failed.fix
+    # throttles need no weights
+    throttled = run_checks(root=root, probe=False, spec=_limits_spec(blkio_devices=(
+        BlkioDevice("/dev/vda", read_iops_sec=100),)))
+    assert throttled.get(check).level == "ok"  # type: ignore[union-attr]
+
+
 def test_v2_without_devices_controller_passes(tmp_path: Path) -> None:
     report, _ = _check_fixture("v2-all", tmp_path)
     assert "devices" not in (HOSTS / "v2-all/sys/fs/cgroup/cgroup.controllers").read_text()

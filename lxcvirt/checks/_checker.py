@@ -130,6 +130,7 @@ class Checker:
             self._controller(lay, subs, ctl, required=False)
         if lay.kind == "v2":
             self._v2_freezer()
+        self._io_weight(lay)
         if self.probe:
             self._probes(lay)
         self._daemon_view(lay, subs)
@@ -168,6 +169,23 @@ class Checker:
                   f"/sys/fs/cgroup/{ctl}"
         self.add(check, bad, what, why, fix, required=required)
 
+    def _io_weight(self, lay: Layout) -> None:
+        ctl = "io" if lay.kind == "v2" else "blkio"
+        where = lay.where(ctl)
+        if where is None:
+            return  # the controller's own check says so
+        found = self.reader.io_weight_file(lay)
+        if found is not None:
+            self.add("cgroup.io-weight", "ok", f"block I/O weights can be set ({found})")
+            return
+        self.add("cgroup.io-weight", "warn",
+                 f"block I/O weights cannot be set: {where} has no {ctl} weight file",
+                 "the kernel makes it only with an I/O scheduler that has weights (BFQ); "
+                 "libvirt fails the start of a container that sets limits.blkio_weight or "
+                 "a device weight (throttles work)",
+                 "use the bfq scheduler for the disks (echo bfq > "
+                 "/sys/block/DISK/queue/scheduler, with the bfq module), or set no weights")
+
     def _spec_limits(self, spec: Container, lay: Layout) -> None:
         """The controller each limit of the spec needs; a blkio limit also a hierarchy that
         takes nested cgroups (the probe above)."""
@@ -201,6 +219,17 @@ class Checker:
                 self.add(check, "fail", f"{said} needs nested cgroups in {where}, which "
                          f"refuses them ({failed_probe.check})", failed_probe.why,
                          failed_probe.fix, required=True)
+                continue
+            weights = [k for k in ("blkio_weight",) if getattr(lim, k) is not None] + (
+                ["blkio_device weight"] if any(d.weight is not None for d in lim.blkio_devices)
+                else [])
+            if ctl in ("io", "blkio") and weights and self.reader.io_weight_file(lay) is None:
+                said = ", ".join(f"limits.{k}" for k in weights)
+                self.add(check, "fail", f"{said} needs block I/O weights, which {where} "
+                         "does not offer (see cgroup.io-weight)",
+                         "libvirt fails the start: its weight needs an I/O scheduler with "
+                         "weights (BFQ)", "remove the weight (throttles work), or use the bfq "
+                         "scheduler for the disks", required=True)
                 continue
             self.add(check, "ok", f"{said}: {ctl} controller at {where}")
 

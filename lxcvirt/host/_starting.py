@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import libvirt
 
 from .. import _libvirt
+from .._hostfs import io_weights_missing
 from .._libvirt import Domain
 from ..errors import (
     DaemonUnreachable,
@@ -76,6 +77,14 @@ def start_blocker(host: Host, root: Any, name: str) -> str | None:
             what = "root filesystem" if tdir.rstrip("/") == "" else f"mount for {tdir}"
             return (f"the {what} source {sdir} does not exist on the host (create it, "
                     "or fix <source dir> and redefine)")
+    weighted = root.find("blkiotune/weight") is not None or root.find(
+        "blkiotune/device/weight") is not None
+    missing = io_weights_missing() if weighted and host.is_local else None
+    if missing is not None:
+        return (f"its <blkiotune> sets a block I/O weight, and this host has none to set "
+                f"({missing} has no weight file: no I/O scheduler with weights, such as "
+                "BFQ; see `lxcvirt check`): remove the weight (limits.blkio_weight, or the "
+                "device's weight) and redefine, or use the bfq scheduler")
     for iface in root.findall("devices/interface"):
         src = iface.find("source")
         if src is None:

@@ -94,8 +94,13 @@ def read_live_limits(dom: Domain) -> dict[str, int | None]:
     groups: dict[str, dict[str, Any]] = {
         "memory": dom.memoryParameters(_LIVE),
         "scheduler": dom.schedulerParametersFlags(_LIVE),
-        "blkio": dom.blkioParameters(_LIVE),
     }
+    try:
+        groups["blkio"] = dom.blkioParameters(_LIVE)
+    except InvalidState:
+        # libvirt reads the weight first and refuses the whole call on a host whose I/O
+        # scheduler has none (no BFQ): the weight is then not known, the rest is.
+        groups["blkio"] = {}
     out: dict[str, int | None] = {}
     for key, (group, param) in PARAMETERS.items():
         value = groups[group].get(param)
