@@ -6,6 +6,8 @@ the container's init is that controller's child.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from ._initsignals import listened_mask
@@ -34,6 +36,64 @@ def init_listens(controller_pid: int) -> int | None:
     except OSError:
         return None
     return listened_mask(status)
+
+
+#: Where sysvinit keeps its request pipe (what libvirt's initctl shutdown writes to).
+INITCTL_PIPES = ("/run/initctl", "/dev/initctl")
+
+
+def lstat_in_root(root: str | Path, path: str, hops: int = 16) -> os.stat_result | None:
+    """``lstat`` of ``path`` as the container whose root is ``root`` sees it: its symlinks
+    resolved inside that root, one component at a time (an absolute or ``..`` target never
+    leaves it); None when it is not there or the links go round.  Nothing is opened: the
+    root is the container's, hostile input."""
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        try:
+            st = os.lstat(here)
+            if stat.S_ISLNK(st.st_mode):
+                hops -= 1
+                target = os.readlink(here)
+                if hops < 0:
+                    return None
+                if target.startswith("/"):
+                    done = []
+                parts = [t for t in target.split("/") if t] + parts
+                continue
+        except OSError:
+            return None
+        if parts and not stat.S_ISDIR(st.st_mode):
+            return None
+        done.append(part)
+    try:
+        return os.lstat(os.path.join(root, *done)) if done else None
+    except OSError:
+        return None
+
+
+def init_has_initctl(controller_pid: int) -> bool | None:
+    """Whether the container's root has a sysvinit request pipe (a FIFO at one of
+    :data:`INITCTL_PIPES`); None when its root cannot be read."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    root = f"/proc/{pid}/root"
+    if not os.path.isdir(root):
+        return None
+    for pipe in INITCTL_PIPES:
+        st = lstat_in_root(root, pipe)
+        if st is not None and stat.S_ISFIFO(st.st_mode):
+            return True
+    return False
 
 
 def local_ipv4(fib_trie: str) -> set[str]:

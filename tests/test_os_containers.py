@@ -162,7 +162,9 @@ def test_sigterm_inits_keep_working(host: Any, names: Callable[[str], str],
     name = names("term")
     host.create(busybox_spec(name, busybox_root), check=False, settle=0)
     result = host.stop(name, timeout=10)
-    assert (result.how, result.method) == ("shut down", "initctl+SIGTERM")
+    # No sysvinit pipe in a busybox root: initctl is not asked for (libvirt would look
+    # inside for nothing).
+    assert (result.how, result.method) == ("shut down", "SIGTERM")
     # reboot of an init that knows no reboot request: a graceful stop, then a start.
     host.start(name, check=False, settle=0)
     before = host.status(name).id
@@ -197,8 +199,57 @@ def test_a_signal_sent_before_init_listens_is_sent_again(
     host.create(busybox_spec(name, busybox_root, init=("/bin/sh", "-c", script)),
                 check=False, settle=0)
     result = host.stop(name, timeout=15)
-    assert (result.how, result.method) == ("shut down", "initctl+SIGTERM")
+    assert (result.how, result.method) == ("shut down", "SIGTERM")
     assert 1.0 < result.seconds < 8
+
+
+def test_a_root_with_a_sysvinit_pipe_is_asked_through_initctl_too(
+    host: Any, names: Callable[[str], str], tmp_path: Path
+) -> None:
+    from lxcvirt._busybox import make_rootfs
+
+    root = make_rootfs(tmp_path / "root")
+    (root / "run").mkdir(exist_ok=True)
+    os.mkfifo(root / "run" / "initctl")  # nobody reads it: libvirt's write fails, SIGTERM works
+    name = names("initctl")
+    host.create(busybox_spec(name, root), check=False, settle=0)
+    result = host.stop(name, timeout=10)
+    assert (result.how, result.method) == ("shut down", "initctl+SIGTERM")
+    assert result.seconds < 5
+
+
+def test_the_initctl_pipe_is_looked_up_inside_the_root_only(tmp_path: Path) -> None:
+    import stat
+
+    from lxcvirt._proc import lstat_in_root
+
+    outside = tmp_path / "host"
+    outside.mkdir()
+    os.mkfifo(outside / "initctl")
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "dev").mkdir()
+    (root / "var").mkdir()
+
+    def fifo(path: str) -> bool:
+        st = lstat_in_root(root, path)
+        return st is not None and stat.S_ISFIFO(st.st_mode)
+
+    # Planted links that would reach the host's FIFO if followed from the host's root.
+    (root / "dev" / "initctl").symlink_to(outside / "initctl")
+    (root / "var" / "up").symlink_to("../../../host/initctl")
+    (root / "run" / "loop").symlink_to("loop")
+    assert not fifo("/dev/initctl") and not fifo("/var/up") and lstat_in_root(
+        root, "/run/loop") is None
+    # A relative or absolute link to a pipe inside the root is followed.
+    os.mkfifo(root / "run" / "initctl")
+    (root / "dev" / "initctl").unlink()
+    (root / "dev" / "initctl").symlink_to("/run/initctl")
+    (root / "var" / "run").symlink_to("../run")
+    assert fifo("/dev/initctl") and fifo("/var/run/initctl") and fifo("/run/initctl")
+    # A file in place of a folder ends the walk.
+    (root / "etc").write_text("")
+    assert lstat_in_root(root, "/etc/initctl") is None
 
 
 def test_no_interface_means_only_lo(host: Any, names: Callable[[str], str],
