@@ -49,18 +49,6 @@ def _unescape(field_: str) -> str:
 
 
 
-def io_weights_missing(root: str | Path = "/") -> str | None:
-    """Where block I/O weights cannot be set on this host (the blkio or io hierarchy that
-    has no weight file), or None when they can, or when that cannot be told."""
-    reader = Reader(root)
-    mountinfo = reader.text("/proc/self/mountinfo")
-    if mountinfo is None:
-        return None
-    lay = reader.layout(parse_mountinfo(mountinfo), reader.subsystems())
-    where = lay.where("io" if lay.kind == "v2" else "blkio")
-    if where is None or reader.io_weight_file(lay) is not None:
-        return None
-    return where
 
 def parse_mountinfo(text: str) -> list[Mount]:
     """The mounts of a ``/proc/PID/mountinfo``, the visible one per mount point."""
@@ -269,6 +257,20 @@ class Reader:
         # Field 22 (starttime) counts after the ")" that closes the command name.
         rest = stat.rpartition(")")[2].split()
         return int(rest[19]) if len(rest) > 19 and rest[19].isdigit() else 0
+
+
+def io_weights_missing(root: str | Path = "/") -> str | None:
+    """Where block I/O weights cannot be set on this host (the blkio or io hierarchy that
+    has no weight file), or None when they can, or when that cannot be told."""
+    reader = Reader(root)
+    mountinfo = reader.text("/proc/self/mountinfo")
+    if mountinfo is None:
+        return None
+    lay = reader.layout(parse_mountinfo(mountinfo), reader.subsystems())
+    where = lay.where("io" if lay.kind == "v2" else "blkio")
+    if where is None or reader.io_weight_file(lay) is not None:
+        return None
+    return where
 
 
 def resolve_in(root: Path, path: str, hops: int = 40) -> str:

@@ -10,6 +10,7 @@ import os
 import stat
 from pathlib import Path
 
+from ._hostfs import resolve_in
 from ._initsignals import listened_mask
 
 
@@ -42,58 +43,28 @@ def init_listens(controller_pid: int) -> int | None:
 INITCTL_PIPES = ("/run/initctl", "/dev/initctl")
 
 
-def lstat_in_root(root: str | Path, path: str, hops: int = 16) -> os.stat_result | None:
-    """``lstat`` of ``path`` as the container whose root is ``root`` sees it: its symlinks
-    resolved inside that root, one component at a time (an absolute or ``..`` target never
-    leaves it); None when it is not there or the links go round.  Nothing is opened: the
-    root is the container's, hostile input."""
-    parts = [p for p in path.split("/") if p]
-    done: list[str] = []
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        here = os.path.join(root, *done, part)
+def has_initctl_pipe(root: str | Path) -> bool:
+    """Whether the tree ``root`` has a FIFO at one of :data:`INITCTL_PIPES`, its links
+    followed inside it (:func:`resolve_in`); only looked at, never opened: a container's
+    root is hostile input."""
+    for pipe in INITCTL_PIPES:
+        inside = resolve_in(Path(root), pipe)
         try:
-            st = os.lstat(here)
-            if stat.S_ISLNK(st.st_mode):
-                hops -= 1
-                target = os.readlink(here)
-                if hops < 0:
-                    return None
-                if target.startswith("/"):
-                    done = []
-                parts = [t for t in target.split("/") if t] + parts
-                continue
+            if stat.S_ISFIFO(os.lstat(Path(root, inside.lstrip("/"))).st_mode):
+                return True
         except OSError:
-            return None
-        if parts and not stat.S_ISDIR(st.st_mode):
-            return None
-        done.append(part)
-    try:
-        return os.lstat(os.path.join(root, *done)) if done else None
-    except OSError:
-        return None
+            continue
+    return False
 
 
 def init_has_initctl(controller_pid: int) -> bool | None:
-    """Whether the container's root has a sysvinit request pipe (a FIFO at one of
-    :data:`INITCTL_PIPES`); None when its root cannot be read."""
+    """Whether the container's root has a sysvinit request pipe; None when its root
+    cannot be read."""
     pid = init_pid(controller_pid)
-    if pid is None:
-        return None
     root = f"/proc/{pid}/root"
-    if not os.path.isdir(root):
+    if pid is None or not os.path.isdir(root):
         return None
-    for pipe in INITCTL_PIPES:
-        st = lstat_in_root(root, pipe)
-        if st is not None and stat.S_ISFIFO(st.st_mode):
-            return True
-    return False
+    return has_initctl_pipe(root)
 
 
 def local_ipv4(fib_trie: str) -> set[str]:

@@ -219,37 +219,34 @@ def test_a_root_with_a_sysvinit_pipe_is_asked_through_initctl_too(
 
 
 def test_the_initctl_pipe_is_looked_up_inside_the_root_only(tmp_path: Path) -> None:
-    import stat
-
-    from lxcvirt._proc import lstat_in_root
+    from lxcvirt._proc import has_initctl_pipe
 
     outside = tmp_path / "host"
     outside.mkdir()
     os.mkfifo(outside / "initctl")
     root = tmp_path / "root"
-    (root / "run").mkdir(parents=True)
-    (root / "dev").mkdir()
-    (root / "var").mkdir()
-
-    def fifo(path: str) -> bool:
-        st = lstat_in_root(root, path)
-        return st is not None and stat.S_ISFIFO(st.st_mode)
-
+    for folder in ("run", "dev", "etc"):
+        (root / folder).mkdir(parents=True)
+    assert not has_initctl_pipe(root)
     # Planted links that would reach the host's FIFO if followed from the host's root.
     (root / "dev" / "initctl").symlink_to(outside / "initctl")
-    (root / "var" / "up").symlink_to("../../../host/initctl")
-    (root / "run" / "loop").symlink_to("loop")
-    assert not fifo("/dev/initctl") and not fifo("/var/up") and lstat_in_root(
-        root, "/run/loop") is None
-    # A relative or absolute link to a pipe inside the root is followed.
-    os.mkfifo(root / "run" / "initctl")
+    (root / "run" / "initctl").symlink_to("../../../host/initctl")
+    assert not has_initctl_pipe(root)
+    (root / "run" / "initctl").unlink()
+    (root / "run" / "initctl").symlink_to("initctl")  # a loop
+    assert not has_initctl_pipe(root)
+    # A link to a pipe inside the root is followed; a regular file is no pipe.
     (root / "dev" / "initctl").unlink()
-    (root / "dev" / "initctl").symlink_to("/run/initctl")
-    (root / "var" / "run").symlink_to("../run")
-    assert fifo("/dev/initctl") and fifo("/var/run/initctl") and fifo("/run/initctl")
-    # A file in place of a folder ends the walk.
-    (root / "etc").write_text("")
-    assert lstat_in_root(root, "/etc/initctl") is None
+    (root / "dev" / "initctl").symlink_to("/etc/initctl")
+    (root / "etc" / "initctl").write_text("")
+    assert not has_initctl_pipe(root)
+    (root / "etc" / "initctl").unlink()
+    os.mkfifo(root / "etc" / "initctl")
+    assert has_initctl_pipe(root)
+    (root / "dev" / "initctl").unlink()
+    (root / "run" / "initctl").unlink()
+    os.mkfifo(root / "run" / "initctl")
+    assert has_initctl_pipe(root)
 
 
 def test_no_interface_means_only_lo(host: Any, names: Callable[[str], str],

@@ -69,6 +69,8 @@ class Checker:
         self.daemon_mountinfo = Path(daemon_mountinfo) if daemon_mountinfo else None
         self.findings: list[Finding] = []
         self._layout: Layout | None = None
+        #: Where block I/O weights are set (see _io_weight), None when nowhere.
+        self._weight_file: str | None = None
 
     @property
     def local(self) -> bool:
@@ -174,7 +176,7 @@ class Checker:
         where = lay.where(ctl)
         if where is None:
             return  # the controller's own check says so
-        found = self.reader.io_weight_file(lay)
+        found = self._weight_file = self.reader.io_weight_file(lay)
         if found is not None:
             self.add("cgroup.io-weight", "ok", f"block I/O weights can be set ({found})")
             return
@@ -220,11 +222,11 @@ class Checker:
                          f"refuses them ({failed_probe.check})", failed_probe.why,
                          failed_probe.fix, required=True)
                 continue
-            weights = [k for k in ("blkio_weight",) if getattr(lim, k) is not None] + (
-                ["blkio_device weight"] if any(d.weight is not None for d in lim.blkio_devices)
-                else [])
-            if ctl in ("io", "blkio") and weights and self.reader.io_weight_file(lay) is None:
-                said = ", ".join(f"limits.{k}" for k in weights)
+            weights = (["limits.blkio_weight"] if lim.blkio_weight is not None else []) + (
+                ["limits.blkio_device weight"]
+                if any(d.weight is not None for d in lim.blkio_devices) else [])
+            if ctl in ("io", "blkio") and weights and self._weight_file is None:
+                said = ", ".join(weights)
                 self.add(check, "fail", f"{said} needs block I/O weights, which {where} "
                          "does not offer (see cgroup.io-weight)",
                          "libvirt fails the start: its weight needs an I/O scheduler with "
