@@ -307,6 +307,57 @@ def test_an_init_that_exits_at_once_is_caught_in_the_settle_window(
     assert state_of(host, quitter) == "shut off"  # defined, not lost
 
 
+def test_inits_that_exit_at_once_started_together_all_say_so(
+    host: Any, mk: Callable[[str], str], busybox_root: Path
+) -> None:
+    """Started at once, an init that exits at once ends one of three ways in libvirt: shut
+    off right after RUNNING, "Timed out while reading log output" with nothing more (the
+    init exited before libvirt had finished), or taken down just after the STARTED event.
+    Each says the same: it stopped right after it started."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lxcvirt.errors import StartFailed
+    from lxcvirt.host import Host
+
+    quitters = [mk(f"q{i}") for i in range(8)]
+    for name in quitters:
+        host.define(busybox_spec(name, busybox_root, init=("/bin/true",)))
+
+    def start(name: str) -> list[str]:
+        said = []
+        with Host(URI, preflight=lambda _h: None) as mine:
+            for _ in range(3):
+                try:
+                    mine.start(name, check=False, settle=0)
+                except StartFailed as exc:
+                    said.append(str(exc).splitlines()[0])
+                else:  # settle=0 may return before the exit: nothing to judge
+                    if mine.domain(name).isActive():
+                        mine.destroy(name)
+        return said
+
+    with ThreadPoolExecutor(len(quitters)) as pool:
+        said = [line for lines in pool.map(start, quitters) for line in lines]
+    assert len(said) >= 12, said
+    assert all("stopped right after it started: its init /bin/true exited" in line
+               for line in said), said
+
+
+def test_a_start_log_that_ends_with_the_init_line_means_it_ran() -> None:
+    from lxcvirt.host._starting import _init_ran_unheard
+
+    init = ("PATH=/bin:/sbin TERM=linux container=lxc-libvirt HOME=/ "
+            "LIBVIRT_LXC_NAME=web /bin/true")
+    dropped = ("2026-12-07 10:20:57.257+0000: 22894: warning : virLXCControllerEventSend:"
+               "2200 : Dropping event 1 because libvirtd is not connected")
+    failed = "2026-12-07 10:20:57.257+0000: 22894: error : virLXCControllerRun: boom"
+    assert _init_ran_unheard(f"starting up\n{init}")
+    assert _init_ran_unheard(f"starting up\n{init}\n{dropped}")
+    assert not _init_ran_unheard(f"starting up\n{init}\n{failed}")
+    assert not _init_ran_unheard("starting up\n" + failed)
+    assert not _init_ran_unheard("")
+
+
 def test_one_run_at_a_time_refused_or_waiting(
     host: Any, mk: Callable[[str], str], busybox_root: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
