@@ -62,6 +62,7 @@ def log_tail(host: Host, name: str, lines: int = 15) -> str:
     tail = [ln for ln in text.splitlines() if ln.strip() and " info : " not in ln][-lines:]
     return "\n".join(tail)
 
+
 def _init_ran_unheard(tail: str) -> bool:
     """Whether a start's log tail ends with the init's command line, followed at most by
     the controller's "Dropping event ... because libvirtd is not connected": the init was
