@@ -345,6 +345,38 @@ def test_stop_order_reversed_and_stubborn_destroyed(host: Any, make: Make, group
     assert not any(host.domain(n).isActive() for n in (high, mid, low, idle))
 
 
+def test_the_stops_of_a_chunk_ask_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop --all lines the stops of a chunk up before any asks its init (see _Together):
+    none goes on until every other one is ready or over, and none waits past WAIT."""
+    from lxcvirt.autostart._run import _Together
+
+    group = _Together(3)
+    first, second, third = group.member(), group.member(), group.member()
+    passed: list[str] = []
+    threads = [threading.Thread(target=lambda m=m, n=n: (m.arrive(), passed.append(n)))
+               for m, n in ((first, "first"), (second, "second"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(0.3)
+    assert passed == [] and all(t.is_alive() for t in threads)  # the third is not ready
+    third.leave()  # over before it asked (already stopped, or failed): nobody waits for it
+    for t in threads:
+        t.join(5)
+    assert sorted(passed) == ["first", "second"]
+    third.leave()
+    first.leave()  # counted once each: nothing goes below zero
+    assert group.left == 0
+
+    # One that never comes holds the others back WAIT seconds at most.
+    monkeypatch.setattr(_Together, "WAIT", 0.2)
+    lonely = _Together(2).member()
+    t = threading.Thread(target=lonely.arrive)
+    t.start()
+    t.join(5)
+    assert not t.is_alive()
+
+
 # --- libvirt's own flag -------------------------------------------------------------------
 
 

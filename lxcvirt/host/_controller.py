@@ -487,14 +487,17 @@ class Host:
         result = self._define(checked)
         return result, self.start(result.name, **start)
 
-    def stop(self, name: str, *, timeout: float = 30.0, mode: str | None = None) -> StopResult:
+    def stop(self, name: str, *, timeout: float = 30.0, mode: str | None = None,
+             before_asking: Callable[[], None] | None = None) -> StopResult:
         """Graceful shutdown; destroy when the container is still up after ``timeout``.
 
         How init is asked (``mode``, else the spec's ``init.halt``, else "auto") is
         explained in :mod:`lxcvirt._initsignals`: SIGRTMIN+3 for systemd, initctl and
-        SIGTERM for other inits.
+        SIGTERM for other inits.  ``before_asking`` is called once everything is ready,
+        right before init is asked (``stop --all`` lines up the stops of a level there).
         """
-        return _stopping.stop(self, name, timeout=timeout, mode=mode)
+        return _stopping.stop(self, name, timeout=timeout, mode=mode,
+                              before_asking=before_asking)
 
     def reboot(self, name: str, *, timeout: float = 60.0, mode: str | None = None) -> RebootResult:
         """Reboot the system inside: a new init, the container running again.

@@ -109,7 +109,8 @@ def ask_init(dom: Domain, name: str, plan: Plan, signals: Sequence[int],
             next_look = time.monotonic() + 0.5
         time.sleep(0.02)
 
-def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = None) -> StopResult:
+def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = None,
+         before_asking: Callable[[], None] | None = None) -> StopResult:
     """Graceful shutdown; destroy when the container is still up after ``timeout``.
 
     How init is asked (``mode``, else the spec's ``init.halt``, else "auto") is
@@ -216,6 +217,8 @@ def stop(host: Host, name: str, *, timeout: float = 30.0, mode: str | None = Non
             return refused
 
         deadline = began + timeout
+        if before_asking is not None:
+            before_asking()
         refused = ask(plan.signals, plan.initctl)
         if refused is None and plan.later:
             # The init's kind was not knowable: give the requests that do not disturb
