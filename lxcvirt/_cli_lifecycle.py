@@ -242,8 +242,8 @@ def stop(
 ) -> int | None:
     """Shut a container down gracefully; destroy it after --timeout (--all: in reverse order).
 
-    systemd is asked with SIGRTMIN+3, other inits through initctl and SIGTERM, unless the
-    spec's [init] halt or --mode says otherwise.
+    systemd is asked with SIGRTMIN+3, other inits with SIGTERM (and through initctl when
+    the root has a sysvinit pipe), unless the spec's [init] halt or --mode says otherwise.
     """
     if mode is not None and all_:
         raise click.UsageError("--mode goes with one NAME, not --all")
