@@ -39,6 +39,32 @@ def init_listens(controller_pid: int) -> int | None:
     return listened_mask(status)
 
 
+def init_execd(controller_pid: int) -> bool | None:
+    """Whether the container's init runs its own program yet: until its exec, the
+    controller's child is a copy of ``libvirt_lxc``.  None when /proc cannot tell."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+    return comm != "libvirt_lxc"
+
+
+def init_exited(controller_pid: int) -> bool:
+    """Whether the container's init has exited (the controller has no child, or only a
+    zombie one), whatever libvirt says yet."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return True
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat_text.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+
+
 #: Where sysvinit keeps its request pipe (what libvirt's initctl shutdown writes to).
 INITCTL_PIPES = ("/run/initctl", "/dev/initctl")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import libvirt
 from .. import _libvirt
 from .._hostfs import io_weights_missing
 from .._libvirt import Domain
+from .._proc import init_execd, init_exited
 from ..errors import (
     DaemonUnreachable,
     InvalidState,
@@ -39,7 +41,7 @@ INIT_PID_WAIT = 3.0
 OWN_DEATH_WAIT = 5.0
 #: Seconds a container that libvirt says started, but is neither running nor shut off,
 #: is given to end (an init that exited at once, still being taken down).
-STOPPING_WAIT = 5.0
+STOPPING_WAIT = 2.0
 
 
 def monitor_lost(host: Host, name: str) -> bool:
@@ -126,6 +128,29 @@ def start_blocker(host: Host, root: Any, name: str) -> str | None:
     return None
 
 
+def wait_exec(dom: Domain, until: float, stopped: Callable[[], bool]) -> None:
+    """Wait until the container's init has exec'd its program (see
+    :func:`lxcvirt._proc.init_execd`), it stopped, /proc cannot tell, or ``until``."""
+    controller = dom.ID()
+    while controller > 0 and time.monotonic() < until:
+        if init_execd(controller) is not False or stopped():
+            return
+        time.sleep(0.01)
+
+
+def _ended_unseen(host: Host, dom: Domain, watch: LifecycleWatch, ends: set[int]) -> bool:
+    """Whether this start's init has ended though libvirt still says it runs: a STOPPED
+    (or CRASHED) event after the STARTED one, or, on a local daemon, /proc."""
+    with watch.cond:
+        kinds = [e[2] for e in watch.events]
+    started = kinds.index(libvirt.VIR_DOMAIN_EVENT_STARTED) \
+        if libvirt.VIR_DOMAIN_EVENT_STARTED in kinds else None
+    if started is not None and any(k in ends for k in kinds[started + 1:]):
+        return True
+    controller = dom.ID() if host.is_local else -1
+    return controller > 0 and init_exited(controller)
+
+
 def start_once(host: Host, dom: Domain, name: str, settle: float, timeout: float) -> bool:
     """One create() and the waits after it; False when libvirtd lost the container's
     controller (it was destroyed again), StartFailed for every other failure."""
@@ -167,8 +192,29 @@ def start_once(host: Host, dom: Domain, name: str, settle: float, timeout: float
         began = time.monotonic()
         if not stopped():
             watch.wait_for({libvirt.VIR_DOMAIN_EVENT_STARTED}, timeout, running)
+        if host.is_local and not stopped():
+            # libvirt can say RUNNING before the init has run its own program (1 of 30
+            # starts of ten at once): the watch for an init that exits at once begins
+            # when it has.
+            wait_exec(dom, began + timeout, stopped)
         if settle > 0 and not stopped():
             watch.wait_for(stopped_events, settle, stopped)
+            if not stopped() and _ended_unseen(host, dom, watch, stopped_events):
+                # The init is gone, libvirt's state does not say so yet (busy, it notices
+                # later): let it catch up rather than call the container started.
+                until = time.monotonic() + STOPPING_WAIT
+                while not stopped() and time.monotonic() < until:
+                    time.sleep(0.02)
+                if not stopped():
+                    # libvirt keeps it running with its init gone (its STOPPED event came
+                    # before the STARTED one; 1 of ~150 starts of /bin/true, 8 at once).
+                    destroy_domain(dom, name)
+                    raise StartFailed(
+                        f"{name} stopped right after it started: its init{dom_init(dom)} "
+                        "exited (libvirt still counted it running: destroyed to clear "
+                        "that); an init must keep running for the container to stay up",
+                        log_tail=log_tail(host, name),
+                    )
         if running() and host.passes_fds and not wait_init_known(
             dom, min(began + timeout, time.monotonic() + INIT_PID_WAIT),
             lambda: monitor_lost(host, name),
