@@ -377,6 +377,26 @@ def test_the_stops_of_a_chunk_ask_together(monkeypatch: pytest.MonkeyPatch) -> N
     assert not t.is_alive()
 
 
+def test_inits_that_exit_at_once_fail_start_all_and_are_left_shut_off(
+    host: Any, make: Make, group: str
+) -> None:
+    """Whichever way libvirt reports an init that exits at once (sometimes still
+    'running', its init a zombie), start --all says failed and leaves it shut off; a
+    container that does run is never touched by that clean-up."""
+    from lxcvirt.host import leave_shut_off
+
+    quitters = [make(f"q{i}", i % 3, init=("/bin/true",)) for i in range(8)]
+    for _ in range(3):
+        report = autostart.start_all(host, groups=[group], check=False)
+        said = {o.name: (o.result, o.reason) for o in report.outcomes}
+        assert all(r == "failed" for r, _ in said.values()), said
+        assert not [n for n in quitters if host.domain(n).isActive()]
+    steady = make("steady", init=TERM_INIT)
+    host.start(steady, check=False)
+    leave_shut_off(host, steady)
+    assert host.domain(steady).isActive()
+
+
 # --- libvirt's own flag -------------------------------------------------------------------
 
 

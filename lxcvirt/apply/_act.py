@@ -20,6 +20,8 @@ from ..host import (
     Host,
     LifecycleWatch,
     deaths_since,
+    init_gone,
+    leave_shut_off,
     running_when_back,
     set_limits,
     start_retries,
@@ -260,7 +262,8 @@ def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
             # A death counts from the last start on (start() starts a container again
             # when libvirtd lost its monitor), whatever libvirt says of its state after.
             since = deaths_since(target.uri, r.name, since)
-            alive = not watch.died(r.name, since) and bool(target.domain(r.name).isActive())
+            alive = not watch.died(r.name, since) and bool(
+                target.domain(r.name).isActive()) and not init_gone(target, r.name)
         except DaemonUnreachable:
             # Lost libvirtd while watching: what runs once it is back decides.
             alive = running_when_back(target.uri, r.name,
@@ -268,6 +271,7 @@ def _settle(target: Host, watch: LifecycleWatch, results: dict[int, ItemResult],
         except LxcvirtError:
             alive = False
         if not alive:
+            leave_shut_off(target, r.name)
             err = StartFailed(f"{r.name} stopped right after it started: its init exited",
                               log_tail=target.log_tail(r.name))
             results[i] = ItemResult(r.host, r.name, r.planned, r.done, str(err),

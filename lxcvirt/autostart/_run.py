@@ -27,6 +27,8 @@ from ..host import (
     RECONNECT_WAIT,
     LifecycleWatch,
     deaths_since,
+    init_gone,
+    leave_shut_off,
     running_when_back,
     start_retries,
 )
@@ -295,7 +297,9 @@ def _run_start(
         # libvirtd lost its monitor), whatever libvirt says of its state after.
         since = deaths_since(host.uri, name, jobs[name].t_begin)
         if o.result == "started" and (watch.died(name, since)
-                                      or _active(host, name) is False):
+                                      or _active(host, name) is False
+                                      or init_gone(host, name)):
+            leave_shut_off(host, name)
             o = replace(o, result="failed", ok=False, error="start-failed", reason=(
                 f"stopped right after it started (its init exited); see its log, "
                 f"/var/log/libvirt/lxc/{name}.log"))

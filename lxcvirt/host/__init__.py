@@ -32,7 +32,7 @@ from ._definitions import definition_diff, keep_generated, runs_old_definition
 from ._eventlog import Event, events
 from ._events import LifecycleWatch
 from ._info import Info, InterfaceInfo, MountInfo, info
-from ._starting import LXC_LOG_DIR
+from ._starting import LXC_LOG_DIR, init_gone, leave_shut_off
 from ._stats import Sample, Usage, sample, usage
 from ._status import (
     DefineResult,
@@ -84,6 +84,8 @@ __all__ = [
     "Status",
     "StopResult",
     "deaths_since",
+    "init_gone",
+    "leave_shut_off",
     "start_retries",
     "default_preflight",
     "events",

@@ -138,6 +138,27 @@ def wait_exec(dom: Domain, until: float, stopped: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
+def init_gone(host: Host, name: str) -> bool:
+    """Whether this machine's /proc shows the container's init gone, whatever libvirt
+    says (it can keep such a container running, with no event); False when that cannot
+    be known (a remote daemon, a container without a controller)."""
+    if not host.is_local:
+        return False
+    with _libvirt.ignored():
+        controller = host.domain(name).ID()
+        return controller > 0 and init_exited(controller)
+    return False
+
+
+def leave_shut_off(host: Host, name: str) -> None:
+    """A container judged dead after its start (``start --all``, ``apply``) that libvirt
+    still counts as running: destroyed, so that it is left shut off as a failed start
+    should be.  Only when :func:`init_gone` says so: never one that may be running."""
+    if init_gone(host, name):
+        with _libvirt.ignored():
+            destroy_domain(host.domain(name), name)
+
+
 def _ended_unseen(host: Host, dom: Domain, watch: LifecycleWatch, ends: set[int]) -> bool:
     """Whether this start's init has ended though libvirt still says it runs: a STOPPED
     (or CRASHED) event after the STARTED one, or, on a local daemon, /proc."""
