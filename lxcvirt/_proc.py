@@ -23,46 +23,40 @@ def init_pid(controller_pid: int) -> int | None:
         return None
 
 
+def init_file(controller_pid: int, name: str) -> str | None:
+    """The text of ``/proc/INIT/NAME`` for the container's init; None when there is no
+    init to find or the file cannot be read (the init went away)."""
+    pid = init_pid(controller_pid)
+    if pid is None:
+        return None
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return None
+
+
 def init_listens(controller_pid: int) -> int | None:
     """The signals the container's init blocks or catches (bit N-1 for signal N).
 
     systemd takes its signals through a signalfd, so they show as blocked, not caught;
     both count.  None when /proc cannot tell (no such process, not readable).
     """
-    pid = init_pid(controller_pid)
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    return listened_mask(status)
+    status = init_file(controller_pid, "status")
+    return None if status is None else listened_mask(status)
 
 
 def init_execd(controller_pid: int) -> bool | None:
     """Whether the container's init runs its own program yet: until its exec, the
     controller's child is a copy of ``libvirt_lxc``.  None when /proc cannot tell."""
-    pid = init_pid(controller_pid)
-    if pid is None:
-        return None
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return None
-    return comm != "libvirt_lxc"
+    comm = init_file(controller_pid, "comm")
+    return None if comm is None else comm.strip() != "libvirt_lxc"
 
 
 def init_exited(controller_pid: int) -> bool:
     """Whether the container's init has exited (the controller has no child, or only a
     zombie one), whatever libvirt says yet."""
-    pid = init_pid(controller_pid)
-    if pid is None:
-        return True
-    try:
-        stat_text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat_text.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+    stat_text = init_file(controller_pid, "stat")
+    return stat_text is None or stat_text.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 #: Where sysvinit keeps its request pipe (what libvirt's initctl shutdown writes to).

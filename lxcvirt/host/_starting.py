@@ -145,9 +145,13 @@ def init_gone(host: Host, name: str) -> bool:
     if not host.is_local:
         return False
     with _libvirt.ignored():
-        controller = host.domain(name).ID()
-        return controller > 0 and init_exited(controller)
+        return _dom_init_gone(host, host.domain(name))
     return False
+
+
+def _dom_init_gone(host: Host, dom: Domain) -> bool:
+    controller = dom.ID() if host.is_local else -1
+    return controller > 0 and init_exited(controller)
 
 
 def leave_shut_off(host: Host, name: str) -> None:
@@ -168,8 +172,7 @@ def _ended_unseen(host: Host, dom: Domain, watch: LifecycleWatch, ends: set[int]
         if libvirt.VIR_DOMAIN_EVENT_STARTED in kinds else None
     if started is not None and any(k in ends for k in kinds[started + 1:]):
         return True
-    controller = dom.ID() if host.is_local else -1
-    return controller > 0 and init_exited(controller)
+    return _dom_init_gone(host, dom)
 
 
 def start_once(host: Host, dom: Domain, name: str, settle: float, timeout: float) -> bool:
